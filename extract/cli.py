@@ -1,0 +1,204 @@
+"""`fgm-extract`: videos -> feature store (default command), plus `export` and `info` subcommands."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from fgm_common.console import console, progress_bar
+from fgm_common.options import Device, Quiet, StoreArg
+
+extract_app = typer.Typer(add_completion=False, help=__doc__)
+export_app = typer.Typer(add_completion=False)
+info_app = typer.Typer(add_completion=False)
+
+EPILOG = (
+    "Examples:\n\n"
+    "  fgm-extract videos/ --out cache/                       # folder per class, pretrained ViT-B-32\n\n"
+    "  fgm-extract list.csv --out cache/ --workers 2          # manifest: path,label[,group][,split]\n\n"
+    "  fgm-extract videos/ --out cache/ --pretrained none     # random CLIP weights (no download)\n\n"
+    "  fgm-extract export cache/ features.h5                  # HDF5 copy for other tools\n\n"
+    "  fgm-extract info cache/                                # what the store holds and how it was made"
+)
+
+
+class StrictFailure(Exception):
+    pass
+
+
+@extract_app.command(epilog=EPILOG)
+def extract(
+    videos: Annotated[Path, typer.Argument(help="A folder of videos (label = parent folder), a frame-folder tree, "
+                                                 "or a manifest: 'path label' lines or CSV with path,label[,group][,view][,split][,start_ms,end_ms].")],
+    out: Annotated[str, typer.Option(help="Feature store to create or complete (folder or fsspec URL).")] = "cache",
+    frames: Annotated[int, typer.Option(help="Frames sampled per video, uniformly over its length (TSN segments).")] = 16,
+    fps: Annotated[float, typer.Option(help="Sample at this rate instead of a fixed count (0 = use --frames).")] = 0.0,
+    clip_model: Annotated[str, typer.Option(help="open_clip model name, e.g. ViT-B-32, ViT-L-14, RN50; "
+                                                  "fgm-tiny-vit for tests.")] = "ViT-B-32",
+    pretrained: Annotated[str, typer.Option(help="Weights: an open_clip tag (openai, laion2b_s34b_b79k), a local "
+                                                  "checkpoint path, or 'none' for random weights.")] = "openai",
+    clip_cache_dir: Annotated[Optional[str], typer.Option(help="Where open_clip looks for / stores downloaded weights.")] = None,
+    random_seed: Annotated[int, typer.Option(help="Seed of random weights with --pretrained none.")] = 0,
+    tokens: Annotated[bool, typer.Option(help="Also store the patch tokens entering the last CLIP block "
+                                               "(needed for adapter fine-tuning in fgm-train).")] = False,
+    flow: Annotated[str, typer.Option(help="Optical flow backend: auto (CUDA when OpenCV has it, else dis), dis, "
+                                            "dis-medium, farneback, tvl1, cuda-farneback, cuda-brox, cuda-tvl1, cuda-nvof.")] = "auto",
+    flow_pairs: Annotated[str, typer.Option(help="'sampled': flow between consecutive sampled frames; 'native': "
+                                                  "between each sampled frame and the next native frame.")] = "sampled",
+    flow_size: Annotated[int, typer.Option(help="Short side (px) frames are resized to before flow.")] = 128,
+    flow_grid: Annotated[int, typer.Option(help="Stored flow fields are GRID x GRID (float16).")] = 56,
+    template: Annotated[Optional[list[str]], typer.Option(help="Text template with {label}; repeat for several.")] = None,
+    descriptions: Annotated[Optional[Path], typer.Option(help="Per-class sentences: JSON {class: [...]} or 'class: "
+                                                              "sentence' lines. Default: VIDEOS/descriptions.json if present.")] = None,
+    workers: Annotated[int, typer.Option(help="Local dask worker processes (1 = in this process).")] = 1,
+    scheduler: Annotated[Optional[str], typer.Option(help="Address of an existing dask.distributed scheduler.")] = None,
+    device: Device = "auto",
+    batch_size: Annotated[int, typer.Option(help="Frames per CLIP batch.")] = 32,
+    retry_failed: Annotated[bool, typer.Option(help="Try again videos that failed in an earlier run.")] = False,
+    verify_hash: Annotated[bool, typer.Option(help="Re-hash every source file instead of trusting size+mtime.")] = False,
+    strict: Annotated[bool, typer.Option(help="Stop at the first video that fails (exit 1).")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Decode videos, sample frames, run frozen CLIP and optical flow, and write a zarr feature store.
+
+    Resumable: rerunning skips every finished, unchanged video; a killed run loses only the videos in flight.
+    A store made with other settings is never mixed into: the command refuses and says why.
+    """
+    from extract.fingerprint import content_sha256
+    from extract.flow import resolve_backend
+    from extract.inputs import discover
+    from extract.runner import RunOptions, run_extract
+    from fgm_common.config import ExtractConfig
+    from fgm_common.store import StoreError
+    from fgm_common.texts import load_descriptions
+
+    try:
+        discovery = discover(videos)
+        if descriptions is None and (videos / "descriptions.json").is_file():
+            descriptions = videos / "descriptions.json"
+        sentences = load_descriptions(descriptions)
+        config = ExtractConfig(
+            sampling="fps" if fps > 0 else "uniform", num_frames=frames, fps=fps, clip_model=clip_model,
+            pretrained=pretrained, random_seed=random_seed, tokens=tokens, flow_backend=resolve_backend(flow),
+            # a checkpoint file is named by its bytes too: new weights at the same path never mix into a store
+            clip_sha256=content_sha256(pretrained) if Path(pretrained).is_file() else "",
+            flow_pairs=flow_pairs, flow_compute_size=flow_size, flow_grid=flow_grid,
+            templates=tuple(template) if template else ExtractConfig.templates,
+        )
+        config.validate()
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    if pretrained.lower() in ("none", "random"):
+        console.print("[bold yellow]WARNING: --pretrained none: CLIP weights are RANDOM. Features carry no pretrained "
+                      "knowledge; the store records this.[/bold yellow]")
+    console.print(f"{len(discovery.items)} videos found in {videos}"
+                  + (f", {len(discovery.ignored)} other files ignored" if discovery.ignored else ""))
+    options = RunOptions(workers, scheduler, device, batch_size, retry_failed, verify_hash, clip_cache_dir)
+
+    bar = progress_bar(quiet)
+    task = None
+    t0 = time.perf_counter()
+    frames_done = 0
+
+    def on_start(n: int) -> None:
+        nonlocal task
+        if n == 0:
+            console.print("nothing to extract: every video is already in the store (0 decoded)")
+        else:
+            task = bar.add_task("extract", total=n, rate="")
+
+    def on_result(res) -> None:
+        nonlocal frames_done
+        frames_done += res.frames
+        if not res.ok:
+            console.print(f"[yellow]skipped[/yellow] {res.key}: {res.reason}: {res.message}")
+        if task is not None:
+            dt = max(time.perf_counter() - t0, 1e-6)
+            done = bar.tasks[0].completed + 1
+            bar.update(task, advance=1, rate=f"{done / dt:.2f} videos/s {frames_done / dt:.1f} frames/s")
+        if strict and not res.ok:
+            raise StrictFailure(res.key)
+
+    from extract.clip_model import ClipWeightsError
+
+    try:
+        with bar:
+            summary = run_extract(discovery, config, out, options, sentences, on_start, on_result)
+    except StrictFailure as e:
+        console.print(f"[red]--strict: stopped at the first failure ({e}); finished videos are kept[/red]")
+        raise typer.Exit(1)
+    except (StoreError, ClipWeightsError, ValueError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    _print_summary(summary, out)
+    if summary.failed or summary.previously_failed:
+        raise typer.Exit(1)
+
+
+def _print_summary(summary, out: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"fgm-extract -> {out}", show_header=False)
+    for name, value in (
+        ("videos found", summary.total), ("extracted now", summary.extracted),
+        ("already in store (not decoded)", summary.skipped), ("failed now", len(summary.failed)),
+        ("failed before, unchanged (not retried)", summary.previously_failed),
+        ("other files ignored", summary.ignored), ("frames encoded", summary.frames),
+        ("sentences encoded", summary.text_encoded), ("seconds", f"{summary.seconds:.1f}"),
+    ):
+        table.add_row(name, str(value))
+    console.print(table)
+    for res in summary.failed:
+        console.print(f"  failed: {res.key} ({res.reason}) {res.message}")
+    if summary.previously_failed:
+        console.print("  (use --retry-failed to try earlier failures again; `fgm-extract info` lists them)")
+
+
+@export_app.command()
+def export(store: StoreArg, out: Annotated[Path, typer.Argument(help="HDF5 file to write.")]) -> None:
+    """Copy every complete entry and the text embeddings of a store into one HDF5 file (h5py)."""
+    from extract.export import export_hdf5
+    from fgm_common.store import StoreError
+
+    try:
+        n = export_hdf5(store, out)
+    except StoreError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    console.print(f"wrote {n} videos to {out}")
+
+
+@info_app.command()
+def info(store: StoreArg) -> None:
+    """Print what a store holds and exactly how it was made."""
+    import json
+
+    from fgm_common.store import FeatureStore, StoreError
+
+    try:
+        fs = FeatureStore.open(store)
+    except StoreError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    entries = fs.entries()
+    console.print_json(json.dumps({"config": fs.config.to_dict(), "provenance": fs.provenance,
+                                   "classes": fs.classes, "videos": len(entries),
+                                   "failures": fs.failures(), "runs": fs.runs()}))
+
+
+SUBCOMMANDS = {"export": export_app, "info": info_app}
+
+
+def main() -> None:
+    """Console entry point: `fgm-extract export|info ...` go to their subcommand, anything else extracts."""
+    if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
+        app = SUBCOMMANDS[sys.argv.pop(1)]
+        sys.argv[0] = f"{sys.argv[0]} {app.registered_commands[0].callback.__name__}"
+        app()
+    else:
+        extract_app()

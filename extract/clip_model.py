@@ -1,0 +1,149 @@
+"""Frozen open_clip towers: load by name and weights source, encode frames (N, D) and sentences (S, D)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import open_clip
+import torch
+from PIL import Image
+
+# Small architectures for tests and CPU demos; registered with open_clip so the normal loading path
+# (`--clip-model fgm-tiny-vit --pretrained none`) builds them. They have no pretrained weights.
+open_clip.add_model_config(Path(__file__).parent / "model_configs")
+
+RANDOM_TAGS = ("none", "random")
+
+
+class ClipWeightsError(RuntimeError):
+    """CLIP weights could not be had; the message names the ways out."""
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def state_sha256(model: torch.nn.Module) -> str:
+    """Hash of every parameter and buffer: proves random weights were rebuilt identically."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def pick_device(device: str = "auto") -> str:
+    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+@dataclass
+class FrozenClip:
+    """An eval-mode open_clip model with its preprocessing and tokenizer."""
+
+    model: Any
+    preprocess: Any
+    tokenizer: Any
+    name: str
+    pretrained: str
+    device: str
+    identity: dict  # what the store records: model, weights source, hashes
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model.text_projection.shape[-1]) if hasattr(self.model, "text_projection") else int(
+            self.identity["embed_dim"]
+        )
+
+    def preprocess_frames(self, frames: list[np.ndarray]) -> torch.Tensor:
+        """RGB uint8 frames (H, W, 3) -> model input (N, 3, S, S) with open_clip's own preprocessing."""
+        return torch.stack([self.preprocess(Image.fromarray(f)) for f in frames])
+
+    @torch.inference_mode()
+    def encode_batch(self, batch: torch.Tensor, tokens: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """Model input (N, 3, S, S) -> embeddings (N, D) f32 and, if asked, last-block input tokens (N, L, W)."""
+        captured: list[torch.Tensor] = []
+        handle = None
+        if tokens:
+            block = last_vision_block(self.model)
+            handle = block.register_forward_pre_hook(lambda _m, args: captured.append(args[0].detach()))
+        try:
+            emb = self.model.encode_image(batch.to(self.device))  # (N, D)
+        finally:
+            if handle is not None:
+                handle.remove()
+        tok = captured[0].float().cpu().numpy() if tokens else None  # (N, L, W)
+        return emb.float().cpu().numpy(), tok
+
+    def encode_frames(self, frames: list[np.ndarray], tokens: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """RGB uint8 frames (H, W, 3) -> embeddings (N, D) and optional tokens (N, L, W)."""
+        return self.encode_batch(self.preprocess_frames(frames), tokens)
+
+    @torch.inference_mode()
+    def encode_texts(self, sentences: list[str], batch_size: int = 64) -> np.ndarray:
+        """Sentences -> text embeddings (S, D) f32, not normalised."""
+        out = []
+        for i in range(0, len(sentences), batch_size):
+            ids = self.tokenizer(sentences[i : i + batch_size]).to(self.device)  # (b, context_length)
+            out.append(self.model.encode_text(ids).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.embed_dim), np.float32)
+
+
+def last_vision_block(model: Any) -> torch.nn.Module:
+    """The last transformer block of a ViT vision tower; tokens are cached at its input."""
+    try:
+        return model.visual.transformer.resblocks[-1]
+    except AttributeError as e:
+        raise ValueError(
+            "--tokens needs a ViT vision tower (e.g. ViT-B-32); this model has none"
+        ) from e
+
+
+def load_clip(name: str, pretrained: str, random_seed: int = 0, device: str = "auto",
+              cache_dir: str | None = None) -> FrozenClip:
+    """Build an open_clip model frozen in eval mode; raise ClipWeightsError naming the ways out."""
+    device = pick_device(device)
+    if name not in open_clip.list_models() and not name.startswith(("hf-hub:", "local-dir:")):
+        raise ValueError(f"unknown CLIP model {name!r}; choose one of open_clip.list_models(), e.g. ViT-B-32")
+    identity: dict[str, Any] = {"model": name, "pretrained": pretrained, "open_clip": open_clip.__version__}
+    if pretrained.lower() in RANDOM_TAGS:
+        torch.manual_seed(random_seed)
+        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None)
+        identity.update(random_seed=random_seed, weights_sha256=state_sha256(model), random_weights=True)
+    else:
+        if os.path.exists(pretrained):
+            identity["file_sha256"] = file_sha256(pretrained)
+        elif pretrained not in open_clip.list_pretrained_tags_by_model(name):
+            raise ClipWeightsError(
+                f"{pretrained!r} is neither a file nor a pretrained tag of {name}; tags: "
+                f"{open_clip.list_pretrained_tags_by_model(name) or 'none'}; or use --pretrained none"
+            )
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained, cache_dir=cache_dir)
+        except (OSError, RuntimeError, ValueError) as e:  # hub/network failures surface as these
+            raise ClipWeightsError(
+                f"could not load CLIP weights {name}/{pretrained}: {type(e).__name__}: {e}\n"
+                "Ways out: (1) download the checkpoint on a machine with network and pass "
+                "--pretrained /path/to/open_clip_pytorch_model.bin (or .pt/.safetensors); "
+                "(2) put it in the Hugging Face cache and pass --clip-cache-dir DIR; "
+                "(3) --pretrained none for random weights (features then carry no pretrained knowledge). "
+                "Set HF_HUB_OFFLINE=1 to fail at once instead of retrying the hub."
+            ) from e
+        identity["random_weights"] = False
+    model = model.to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    identity["embed_dim"] = int(model.text_projection.shape[-1]) if hasattr(model, "text_projection") else None
+    tokenizer = open_clip.get_tokenizer(name)
+    return FrozenClip(model, preprocess, tokenizer, name, pretrained, device, identity)

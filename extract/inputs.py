@@ -1,0 +1,113 @@
+"""What to extract: walk a folder or read a manifest into VideoItems (key, path, label, group, ...)."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from extract.video import is_video_candidate
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp"}
+MANIFEST_EXTS = {".txt", ".lst", ".csv", ".tsv"}
+
+
+@dataclass(frozen=True)
+class VideoItem:
+    """One unit of extraction. `key` is unique in a store: the path relative to the input root,
+    with '#start-end' appended for a sub-clip."""
+
+    key: str
+    path: str
+    label: str = ""
+    group: str = ""
+    view: str = ""
+    split: str = ""
+    start_ms: float | None = None
+    end_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Discovery:
+    items: list[VideoItem]
+    ignored: list[str]  # files that are neither videos nor frame folders
+    root: Path
+
+
+def _is_frame_folder(d: Path) -> bool:
+    """A folder with at least two images and no subfolders reads as one video of frames."""
+    children = list(d.iterdir())
+    images = [c for c in children if c.is_file() and c.suffix.lower() in IMAGE_EXTS]
+    return len(images) >= 2 and not any(c.is_dir() for c in children)
+
+
+def discover_folder(root: Path) -> Discovery:
+    """Recursive walk: video files and frame folders; label = parent folder name (empty at top level)."""
+    items, ignored = [], []
+    for path in sorted(root.rglob("*")):
+        if path.is_dir():
+            if _is_frame_folder(path):
+                rel = path.relative_to(root).as_posix()
+                items.append(VideoItem(rel, str(path), label=_parent_label(root, path)))
+            continue
+        if path.parent != root and _is_frame_folder(path.parent):
+            continue  # a frame inside a frame folder
+        rel = path.relative_to(root).as_posix()
+        if is_video_candidate(path):
+            items.append(VideoItem(rel, str(path), label=_parent_label(root, path)))
+        elif not path.name.startswith(".") and path.suffix.lower() not in {".json", ".md"}:
+            ignored.append(rel)
+    return Discovery(items, ignored, root)
+
+
+def _parent_label(root: Path, path: Path) -> str:
+    return path.parent.name if path.parent != root else ""
+
+
+def read_manifest(manifest: Path) -> Discovery:
+    """Lines 'path label' (mmaction style) or CSV/TSV with a header: path,label[,group][,view][,split][,start_ms,end_ms].
+    Relative paths are taken from the manifest's folder."""
+    root = manifest.parent
+    text = manifest.read_text(encoding="utf-8")
+    first = text.lstrip().splitlines()[0] if text.strip() else ""
+    rows: list[dict[str, str]]
+    if "path" in first.replace("\t", ",").split(","):
+        delim = "\t" if "\t" in first else ","
+        rows = list(csv.DictReader(text.splitlines(), delimiter=delim))
+    else:
+        rows = []
+        for n, line in enumerate(text.splitlines(), 1):
+            parts = line.split()
+            if not parts or parts[0].startswith("#"):
+                continue
+            if len(parts) < 2:
+                raise ValueError(f"{manifest}:{n}: expected 'path label', got {line!r}")
+            rows.append({"path": parts[0], "label": parts[1]})
+    items = []
+    for row in rows:
+        rel = row["path"].strip()
+        path = Path(rel) if Path(rel).is_absolute() else root / rel
+        start = float(row["start_ms"]) if row.get("start_ms") else None
+        end = float(row["end_ms"]) if row.get("end_ms") else None
+        key = rel if start is None and end is None else f"{rel}#{start or 0:g}-{end if end is not None else 'end'}"
+        items.append(
+            VideoItem(key, str(path), row.get("label", "").strip(), row.get("group", "").strip(),
+                      row.get("view", "").strip(), row.get("split", "").strip(), start, end)
+        )
+    keys = [i.key for i in items]
+    if len(set(keys)) != len(keys):
+        dup = sorted({k for k in keys if keys.count(k) > 1})[:5]
+        raise ValueError(f"{manifest}: the same clip is listed twice: {dup}")
+    return Discovery(items, [], root)
+
+
+def discover(source: Path) -> Discovery:
+    """A folder is walked; a .txt/.lst/.csv/.tsv file is read as a manifest."""
+    source = Path(source)
+    if source.is_dir():
+        return discover_folder(source)
+    if source.is_file() and source.suffix.lower() in MANIFEST_EXTS:
+        return read_manifest(source)
+    if source.is_file() and is_video_candidate(source):
+        return Discovery([VideoItem(source.name, str(source), "")], [], source.parent)
+    raise FileNotFoundError(f"{source} is neither a folder of videos nor a manifest (.txt/.lst/.csv/.tsv)")

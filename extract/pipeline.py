@@ -1,0 +1,234 @@
+"""Extract videos into a store: decode and flow in a producer thread overlap CLIP in the consumer.
+
+One `Extractor` per process loads the frozen towers once. A producer thread streams each video
+(decode, flow, CLIP preprocessing) into a small bounded queue; the calling thread runs the CLIP
+image tower on batches and writes each finished entry at once, so finished work is never held back.
+Memory is bounded by the queue and batch size, not by video length.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from extract.clip_model import load_clip
+from extract.fingerprint import content_sha256, stat_fingerprint
+from extract.flow import FlowComputer, FlowParams
+from extract.inputs import VideoItem
+from extract.video import VideoError, fps_indices, open_source, uniform_indices
+from fgm_common.config import ExtractConfig
+from fgm_common.store import FeatureStore
+
+# Exceptions a bad video can raise anywhere in decoding or flow; anything else is a bug and propagates.
+VIDEO_FAILURES = (VideoError, cv2.error, OSError, ValueError, RuntimeError)
+
+
+@dataclass
+class Result:
+    """What happened to one video; `ok` False carries reason and message."""
+
+    key: str
+    ok: bool
+    frames: int = 0
+    seconds: float = 0.0
+    reason: str = ""
+    message: str = ""
+    fingerprint: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Chunk:  # a batch of preprocessed frames of one video, in order
+    item: VideoItem
+    pixels: object  # torch.Tensor (b, 3, S, S)
+
+
+@dataclass
+class _Done:  # every frame of the video was sent; the flow side and metadata are complete
+    item: VideoItem
+    arrays: dict
+    meta: dict
+    started: float
+
+
+@dataclass
+class _Failed:
+    item: VideoItem
+    reason: str
+    message: str
+    fingerprint: dict
+    started: float
+
+
+class Extractor:
+    """Frozen CLIP + flow for one process; `run(items)` extracts into the store and returns Results."""
+
+    def __init__(self, config: ExtractConfig, store_url: str, device: str = "auto",
+                 batch_size: int = 32, cache_dir: str | None = None, run_id: str = ""):
+        self.config = config
+        self.batch_size = batch_size
+        self.run_id = run_id
+        self.clip = load_clip(config.clip_model, config.pretrained, config.random_seed, device, cache_dir)
+        self.flow = FlowComputer(FlowParams(config.flow_backend, config.flow_compute_size,
+                                            config.flow_grid, config.flow_hist_bins))
+        self.store = FeatureStore.open(store_url, mode="a")
+
+    # ---- producer side (runs in a thread) ---------------------------------------------------
+    def _indices(self, n_frames: int, fps: float) -> np.ndarray:
+        if self.config.sampling == "fps":
+            return fps_indices(n_frames, fps, self.config.fps)
+        return uniform_indices(n_frames, self.config.num_frames)
+
+    def _produce(self, item: VideoItem) -> Iterator[object]:
+        started = time.perf_counter()
+        fingerprint: dict = {}
+        try:
+            size, mtime = stat_fingerprint(item.path)
+            fingerprint = {"size": size, "mtime_ns": mtime}
+            if size == 0:
+                raise VideoError("empty-file", f"{item.path} is empty (0 bytes)")
+            fingerprint["sha256"] = content_sha256(item.path)
+            source = open_source(item.path, start_ms=item.start_ms, end_ms=item.end_ms)
+            info = source.probe()
+            indices = self._indices(info.n_frames, info.fps)
+            native = self.config.flow_pairs == "native"
+            flows, hists, flow_ts, stamps, pixels = [], [], [], [], []
+            prev = None
+            for frame in source.iter_frames(indices, with_next=native):
+                stamps.append(frame.timestamp_ms)
+                if native:
+                    nxt = frame.next_rgb if frame.next_rgb is not None else frame.rgb
+                    field_, hist = self.flow(frame.rgb, nxt)
+                    flows.append(field_), hists.append(hist)
+                    flow_ts.append((frame.timestamp_ms, frame.timestamp_ms + 1000.0 / info.fps))
+                elif prev is not None:
+                    field_, hist = self.flow(prev[0], frame.rgb)
+                    flows.append(field_), hists.append(hist)
+                    flow_ts.append((prev[1], frame.timestamp_ms))
+                prev = (frame.rgb, frame.timestamp_ms)
+                pixels.append(self.clip.preprocess_frames([frame.rgb])[0])
+                if len(pixels) == self.batch_size:
+                    yield _Chunk(item, _stack(pixels))
+                    pixels = []
+            if len(stamps) != len(indices):
+                raise VideoError("unreadable", f"{item.path}: decoded {len(stamps)} of {len(indices)} sampled frames")
+            if pixels:
+                yield _Chunk(item, _stack(pixels))
+            if not flows:  # a single sampled frame has no pair: one zero field keeps shapes uniform
+                zero = self.flow(prev[0], prev[0])
+                flows, hists, flow_ts = [zero[0]], [zero[1]], [(prev[1], prev[1])]
+            arrays = {
+                "timestamps_ms": np.asarray(stamps),
+                "frame_index": np.asarray(indices),
+                "flow": np.stack(flows),  # (Tf, 2, G, G)
+                "flow_hist": np.stack(hists),  # (Tf, 2*bins)
+                "flow_ts_ms": np.asarray(flow_ts),  # (Tf, 2)
+            }
+            meta = {
+                "label": item.label, "group": item.group, "view": item.view, "split": item.split,
+                "path": str(item.path), "start_ms": item.start_ms, "end_ms": item.end_ms,
+                **fingerprint, "native_frames": info.n_frames, "fps": info.fps, "fps_known": info.fps_known,
+                "width": info.width, "height": info.height, "duration_ms": info.duration_ms,
+                "num_frames": len(indices), "num_flow": len(flows),
+                "short_video": bool(info.n_frames < len(indices)), "run_id": self.run_id,
+            }
+            yield _Done(item, arrays, meta, started)
+        except VIDEO_FAILURES as e:
+            reason = e.reason if isinstance(e, VideoError) else type(e).__name__
+            yield _Failed(item, reason, str(e), fingerprint, started)
+
+    def _producer(self, items: list[VideoItem], q: queue.Queue, stop: threading.Event,
+                  errors: list[Exception]) -> None:
+        try:
+            for item in items:
+                for msg in self._produce(item):
+                    if not _put(q, msg, stop):
+                        return
+        except Exception as e:  # a bug, not a bad video: the consumer re-raises it instead of ending quietly
+            errors.append(e)
+        finally:
+            _put(q, None, stop)  # a consumer that already stopped takes nothing: never block on a full queue
+
+    # ---- consumer side (calling thread) -----------------------------------------------------
+    def run(self, items: list[VideoItem], on_result: Callable[[Result], None] | None = None) -> list[Result]:
+        """Extract `items` in order; each finished entry is written before the next is awaited."""
+        q: queue.Queue = queue.Queue(maxsize=4)
+        stop = threading.Event()
+        errors: list[Exception] = []
+        thread = threading.Thread(target=self._producer, args=(items, q, stop, errors), daemon=True,
+                                  name="fgm-extract-producer")
+        thread.start()
+        results: list[Result] = []
+        embs: list[np.ndarray] = []
+        toks: list[np.ndarray] = []
+        try:
+            while (msg := q.get()) is not None:
+                if isinstance(msg, _Chunk):
+                    emb, tok = self.clip.encode_batch(msg.pixels, tokens=self.config.tokens)  # (b, D), (b, L, W)
+                    embs.append(emb)
+                    if tok is not None:
+                        toks.append(tok.astype(np.float16))
+                    continue
+                if isinstance(msg, _Done):
+                    arrays = dict(msg.arrays, clip=np.concatenate(embs))  # (T, D)
+                    if toks:
+                        arrays["tokens"] = np.concatenate(toks)  # (T, L, W)
+                    # wall time from opening the video to its last embedding (decode, flow, CLIP; overlapped)
+                    meta = dict(msg.meta, extract_seconds=round(time.perf_counter() - msg.started, 4))
+                    self.store.write_entry(msg.item.key, arrays, meta)
+                    res = Result(msg.item.key, True, len(arrays["clip"]), time.perf_counter() - msg.started,
+                                 fingerprint={k: msg.meta[k] for k in ("size", "mtime_ns", "sha256")})
+                else:
+                    res = Result(msg.item.key, False, 0, time.perf_counter() - msg.started,
+                                 msg.reason, msg.message, msg.fingerprint)
+                embs, toks = [], []
+                results.append(res)
+                if on_result:
+                    on_result(res)
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+        if errors:
+            raise errors[0]
+        return results
+
+
+def _put(q: queue.Queue, msg: object, stop: threading.Event) -> bool:
+    """Put into the bounded queue unless the consumer has stopped; False when it has."""
+    while not stop.is_set():
+        try:
+            q.put(msg, timeout=0.2)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _stack(pixels: list) -> object:
+    import torch
+
+    return torch.stack(pixels)  # (b, 3, S, S)
+
+
+# ---- dask entry point: one Extractor per worker process, reused across tasks ---------------------
+_WORKER_EXTRACTORS: dict[tuple, Extractor] = {}
+
+
+def extract_chunk(items: list[VideoItem], config: dict, store_url: str, device: str,
+                  cache_dir: str | None, run_id: str) -> list[Result]:
+    """Run on a dask worker: extract a chunk of videos, loading the towers once per process."""
+    cfg = ExtractConfig.from_dict(config)
+    key = (cfg.digest(), store_url, device, cache_dir)
+    if key not in _WORKER_EXTRACTORS:
+        _WORKER_EXTRACTORS.clear()
+        _WORKER_EXTRACTORS[key] = Extractor(cfg, store_url, device, cache_dir=cache_dir)
+    extractor = _WORKER_EXTRACTORS[key]
+    extractor.run_id = run_id
+    return extractor.run(items)
+

@@ -1,0 +1,201 @@
+"""Run an extraction: plan what is left, run it in-process or on dask, record text, failures and the run."""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+from extract.inputs import Discovery, VideoItem
+from extract.fingerprint import content_sha256, stat_fingerprint
+from fgm_common.config import ExtractConfig
+from fgm_common.store import FeatureStore
+from fgm_common.texts import SCENE_BANK, class_sentences
+
+PACKAGES = ("fgm", "torch", "open_clip_torch", "opencv-contrib-python", "zarr", "numpy", "dask", "distributed")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run, not what to compute: nothing here changes a stored number."""
+
+    workers: int = 1
+    scheduler: str | None = None
+    device: str = "auto"
+    batch_size: int = 32
+    retry_failed: bool = False
+    verify_hash: bool = False
+    cache_dir: str | None = None
+
+
+@dataclass
+class Summary:
+    total: int = 0
+    skipped: int = 0
+    extracted: int = 0
+    frames: int = 0
+    failed: list = field(default_factory=list)
+    previously_failed: int = 0
+    ignored: int = 0
+    seconds: float = 0.0
+    text_encoded: int = 0
+
+    @property
+    def decoded(self) -> int:
+        """Videos opened for decoding in this run (extracted or failed)."""
+        return self.extracted + len(self.failed)
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def _up_to_date(store: FeatureStore, item: VideoItem, verify_hash: bool) -> bool:
+    """A complete entry whose source is unchanged (size+mtime, or content hash when those moved)."""
+    meta = store.entry_meta(item.key)
+    if not meta or not meta.get("complete"):
+        return False
+    size, mtime = stat_fingerprint(item.path)
+    if (size, mtime) == (meta.get("size"), meta.get("mtime_ns")) and not verify_hash:
+        return True
+    return size == meta.get("size") and content_sha256(item.path) == meta.get("sha256")
+
+
+def plan(store: FeatureStore, items: list[VideoItem], retry_failed: bool, verify_hash: bool) -> tuple[list, int, int]:
+    """(items to extract, complete and unchanged, failed before with an unchanged file)."""
+    failures = store.failures()
+    todo, skipped, prev_failed = [], 0, 0
+    for item in items:
+        if not Path(item.path).exists():
+            todo.append(item)  # reported as missing by the extractor
+        elif _up_to_date(store, item, verify_hash):
+            skipped += 1
+        elif item.key in failures and not retry_failed and _same_file(failures[item.key], item):
+            prev_failed += 1
+        else:
+            todo.append(item)
+    return todo, skipped, prev_failed
+
+
+def _same_file(record: dict, item: VideoItem) -> bool:
+    return (record.get("size"), record.get("mtime_ns")) == stat_fingerprint(item.path)
+
+
+def encode_text(store: FeatureStore, clip, classes: list[str], config: ExtractConfig,
+                descriptions: dict[str, list[str]]) -> int:
+    """Write class and scene sentence embeddings when they are missing or changed; returns sentences encoded."""
+    sentences, owner = class_sentences(classes, config.templates, descriptions)
+    old = store.text()
+    if old and old["sentences"] == sentences and store.classes == classes and old["scenes"] == list(SCENE_BANK):
+        return 0
+    clip = clip() if callable(clip) else clip
+    store.set_text(classes, sentences, owner, clip.encode_texts(sentences),
+                   list(SCENE_BANK), clip.encode_texts(list(SCENE_BANK)))
+    return len(sentences) + len(SCENE_BANK)
+
+
+def run_extract(discovery: Discovery, config: ExtractConfig, store_url: str, options: RunOptions,
+                descriptions: dict[str, list[str]], on_start: Callable[[int], None] | None = None,
+                on_result: Callable | None = None) -> Summary:
+    """Extract every item of `discovery` that the store lacks; never touches complete, unchanged entries."""
+    started = time.perf_counter()
+    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    provenance = {"created": datetime.now(timezone.utc).isoformat(), "packages": package_versions(),
+                  "python": platform.python_version(), "platform": platform.platform()}
+    store = FeatureStore.create_or_open(store_url, config, provenance)
+    todo, skipped, prev_failed = plan(store, discovery.items, options.retry_failed, options.verify_hash)
+    summary = Summary(total=len(discovery.items), skipped=skipped, previously_failed=prev_failed,
+                      ignored=len(discovery.ignored))
+    if on_start:
+        on_start(len(todo))
+
+    extractor = None
+
+    def local_extractor():
+        nonlocal extractor
+        if extractor is None:
+            from extract.pipeline import Extractor  # torch and open_clip load only when there is work
+
+            extractor = Extractor(config, store_url, options.device, options.batch_size, options.cache_dir, run_id)
+        return extractor
+
+    failures = store.failures()
+
+    def record(res) -> None:
+        if res.ok:
+            summary.extracted += 1
+            summary.frames += res.frames
+            failures.pop(res.key, None)
+        else:
+            summary.failed.append(res)
+            failures[res.key] = {"reason": res.reason, "message": res.message, "run_id": run_id, **res.fingerprint}
+        if on_result:
+            on_result(res)
+
+    try:
+        if todo and (options.workers > 1 or options.scheduler):
+            _run_dask(todo, config, store_url, options, run_id, record)
+        elif todo:
+            local_extractor().run(todo, record)
+    finally:
+        store.set_failures(failures)
+        classes = sorted({e.label for e in store.entries() if e.label} | set(store.classes))
+        if classes:
+            summary.text_encoded = encode_text(store, lambda: local_extractor().clip, classes, config, descriptions)
+        # after the text: with dask workers the driver loads the towers only there
+        if extractor is not None and not store.clip_identity:
+            store.set_clip_identity(extractor.clip.identity)
+        summary.seconds = time.perf_counter() - started
+        store.add_run({
+            "run_id": run_id, "finished": datetime.now(timezone.utc).isoformat(),
+            "extracted": summary.extracted, "failed": len(summary.failed), "skipped": summary.skipped,
+            "workers": options.workers, "scheduler": options.scheduler or "", "device": options.device,
+            "packages": package_versions(), "seconds": round(summary.seconds, 3),
+            "clip_identity": extractor.clip.identity if extractor else None,
+        })
+    return summary
+
+
+def _run_dask(todo: list[VideoItem], config: ExtractConfig, store_url: str, options: RunOptions,
+              run_id: str, record: Callable) -> None:
+    """Chunks of videos to dask workers; each worker writes its own entries, the driver records results."""
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    from extract.pipeline import Result, extract_chunk
+
+    if options.scheduler:
+        client, cluster = Client(options.scheduler), None
+    else:
+        cluster = LocalCluster(n_workers=options.workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    try:
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})) or options.workers)
+        size = max(1, min(8, math.ceil(len(todo) / (n_workers * 4))))
+        chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
+        futures = {client.submit(extract_chunk, chunk, config.to_dict(), store_url, options.device,
+                                 options.cache_dir, run_id, pure=False): chunk for chunk in chunks}
+        for future in as_completed(futures):
+            try:
+                results = future.result()
+            except Exception as e:  # a worker died (crash, out of memory): its videos fail, the run goes on
+                results = [Result(i.key, False, reason="worker-error", message=f"{type(e).__name__}: {e}")
+                           for i in futures[future]]
+            for res in results:
+                record(res)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,90 @@
+"""ExtractConfig: every setting that changes a number in the feature store, frozen and JSON-round-trippable."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """How features were made. Stored in the zarr attrs and read back with `ExtractConfig(**attrs)`.
+
+    Settings that do not change any stored number (workers, progress bars) are run options, not
+    config: two runs that differ only in those write the same store.
+    """
+
+    # Frame sampling: `num_frames` TSN-style segment midpoints, or one frame every 1/fps seconds.
+    sampling: str = "uniform"  # "uniform" | "fps"
+    num_frames: int = 16
+    fps: float = 0.0  # used when sampling == "fps"
+
+    # CLIP image and text towers (open_clip). `pretrained` is a tag ("openai"), a local file path,
+    # "local-dir:/path", or "none" for random weights (then `random_seed` makes them reproducible).
+    clip_model: str = "ViT-B-32"
+    pretrained: str = "openai"
+    clip_sha256: str = ""  # sha256 of a local checkpoint file, filled in when `pretrained` is a path
+    random_seed: int = 0
+    tokens: bool = False  # also keep the patch tokens entering the last vision block
+
+    # Optical flow (see extract/flow.py). `flow_pairs`: "sampled" = between consecutive sampled
+    # frames (T-1 fields, Eq. 5 of the paper), "native" = sampled frame to its next native frame (T).
+    flow_backend: str = "dis"  # resolved name, never "auto"
+    flow_pairs: str = "sampled"
+    flow_compute_size: int = 128
+    flow_grid: int = 56
+    flow_hist_bins: int = 8
+
+    # Text prompts: the templates applied to each class name, plus per-class descriptions.
+    templates: tuple[str, ...] = ("a video of a person {label}.",)
+    dataset: str = "folder"
+
+    # Extra visual backbones written beside CLIP (issue: ablations), e.g. ("resnet50",).
+    backbones: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        # zarr attrs and JSON give lists back: `ExtractConfig(**attrs)` must equal (and hash like) the original
+        for name in ("templates", "backbones"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict; tuples become lists."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ExtractConfig":
+        """Inverse of to_dict; unknown keys are an error so a newer store is never misread."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(
+                f"store config has fields this fgm does not know: {sorted(unknown)}; upgrade fgm"
+            )
+        tuple_fields = {"templates", "backbones"}
+        return cls(**{k: tuple(v) if k in tuple_fields else v for k, v in d.items()})
+
+    def digest(self) -> str:
+        """Short stable hash of the config: names a store and detects mismatches."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    def diff(self, other: "ExtractConfig") -> dict[str, tuple]:
+        """Fields that differ: {name: (self value, other value)}."""
+        a, b = self.to_dict(), other.to_dict()
+        return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+
+    def validate(self) -> None:
+        """Raise ValueError with a clear message on settings that cannot work."""
+        if self.sampling not in ("uniform", "fps"):
+            raise ValueError(f"sampling must be 'uniform' or 'fps', not {self.sampling!r}")
+        if self.sampling == "uniform" and self.num_frames < 1:
+            raise ValueError("num_frames must be at least 1")
+        if self.sampling == "fps" and self.fps <= 0:
+            raise ValueError("--fps must be positive when sampling by fps")
+        if self.flow_pairs not in ("sampled", "native"):
+            raise ValueError(f"flow_pairs must be 'sampled' or 'native', not {self.flow_pairs!r}")
+        if not self.templates or any("{label}" not in t for t in self.templates):
+            raise ValueError("every text template must contain '{label}'")

@@ -1,0 +1,13 @@
+"""Dataset adapters: how labels, actor groups, views, splits and class sentences come from a published layout.
+
+`DATASETS[name]()` gives an adapter. Both stages use the same adapter: fgm-extract labels entries with
+it, fgm-train re-derives labels from the stored relative paths (so a store extracted without
+`--dataset` can still be trained with one).
+"""
+
+from __future__ import annotations
+
+from fgm_common.datasets.base import DATASETS, Annotation, DatasetAdapter, LayoutError, get_dataset, register
+from fgm_common.datasets import generic  # noqa: F401  (registers folder and csv)
+
+__all__ = ["DATASETS", "Annotation", "DatasetAdapter", "LayoutError", "get_dataset", "register"]

@@ -1,0 +1,257 @@
+"""The feature store: one zarr group holding every feature stage one made and how it was made.
+
+This is the only module that knows the layout. Schema version 1:
+
+    <root>/                      attrs: schema_version, extract_config, provenance, clip_identity,
+                                        classes, failures, runs
+    <root>/text/                 sentence_emb (S, D) f32, class_emb (C, D) f32, scene_emb (K, D) f32;
+                                 attrs: sentences, sentence_class, scenes
+    <root>/videos/<entry id>/    one group per video, attrs: key, label, ..., complete
+        clip          (T, D)        f32   CLIP image embedding per sampled frame (not normalised)
+        timestamps_ms (T,)          f64   time of each sampled frame in the source file
+        frame_index   (T,)          i64   native index of each sampled frame
+        flow          (Tf, 2, G, G) f16   optical flow, in pixels of the G x G grid
+        flow_hist     (Tf, 2*bins)  f32   orientation and magnitude histograms per flow pair
+        flow_ts_ms    (Tf, 2)       f64   the two timestamps each flow field is between
+        tokens        (T, L, W)     f16   optional: tokens entering the last CLIP vision block
+        <backbone>    (T, Db)       f32   optional extra backbones, e.g. resnet50
+
+An entry counts only once its `complete` attr is true; that attr is written after every array, so
+an entry interrupted at any moment (kill -9 included) is seen as incomplete and redone. Workers
+write only their own entry groups; the root and text groups have one writer (the driver).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import zarr
+
+from fgm_common.config import ExtractConfig
+
+SCHEMA_VERSION = 1
+VIDEOS = "videos"
+TEXT = "text"
+FRAME_ARRAYS = ("clip", "timestamps_ms", "frame_index")
+FLOW_ARRAYS = ("flow", "flow_hist", "flow_ts_ms")
+ARRAY_DTYPES = {
+    "clip": "float32",
+    "timestamps_ms": "float64",
+    "frame_index": "int64",
+    "flow": "float16",
+    "flow_hist": "float32",
+    "flow_ts_ms": "float64",
+    "tokens": "float16",
+}
+
+
+class StoreError(Exception):
+    """The store cannot be used as asked; the message says what to do."""
+
+
+def entry_id(key: str) -> str:
+    """Zarr-safe, readable, unique name for a video key: sanitised basename plus a hash of the key."""
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", key.rsplit("/", 1)[-1]).lstrip("_.") or "video"
+    digest = hashlib.sha1(key.encode()).hexdigest()[:10]
+    return f"{base[:60]}-{digest}"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One complete video's metadata (the arrays are read on demand with `FeatureStore.read`)."""
+
+    id: str
+    key: str
+    meta: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return self.meta.get("label", "")
+
+
+class FeatureStore:
+    """Read and write a feature store at a local path or fsspec URL."""
+
+    def __init__(self, root: zarr.Group, url: str):
+        self.root = root
+        self.url = url
+
+    # ---- opening -------------------------------------------------------------------------
+    @classmethod
+    def create_or_open(cls, url: str, config: ExtractConfig, provenance: dict) -> "FeatureStore":
+        """Open the store for writing with this config; create it if absent; refuse a different config."""
+        root = zarr.open_group(url, mode="a")
+        if "schema_version" not in root.attrs:
+            if len(list(root.keys())):
+                raise StoreError(f"{url} holds a zarr group that is not an fgm store; choose another --out")
+            root.attrs.update(
+                {
+                    "schema_version": SCHEMA_VERSION,
+                    "extract_config": config.to_dict(),
+                    "config_digest": config.digest(),
+                    "provenance": provenance,
+                    "classes": [],
+                    "failures": {},
+                    "runs": [],
+                }
+            )
+            root.require_group(VIDEOS)
+            return cls(root, url)
+        store = cls(root, url)
+        store._check_schema()
+        diff = store.config.diff(config)
+        if diff:
+            lines = "\n".join(f"  {k}: store has {a!r}, this run asks for {b!r}" for k, (a, b) in diff.items())
+            raise StoreError(
+                f"{url} was extracted with a different config; features are never mixed.\n{lines}\n"
+                "Rerun with the store's settings, or write a new store with another --out "
+                f"(e.g. --out {url.rstrip('/')}-{config.digest()})."
+            )
+        return store
+
+    @classmethod
+    def open(cls, url: str, mode: str = "r") -> "FeatureStore":
+        """Open an existing store; a clear error when the path is not one."""
+        try:
+            root = zarr.open_group(url, mode=mode)
+        except (FileNotFoundError, zarr.errors.GroupNotFoundError) as e:
+            raise StoreError(f"no feature store at {url}: run `fgm-extract VIDEOS --out {url}` first") from e
+        if "schema_version" not in root.attrs:
+            raise StoreError(f"{url} is not an fgm feature store (no schema_version attribute); point to a "
+                             f"store written by `fgm-extract VIDEOS --out DIR`, or run that first")
+        store = cls(root, url)
+        store._check_schema()
+        return store
+
+    def _check_schema(self) -> None:
+        version = self.root.attrs["schema_version"]
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"store schema version {version}, this fgm reads version {SCHEMA_VERSION}; "
+                "re-extract or use the matching fgm release"
+            )
+
+    # ---- root metadata (driver only) -------------------------------------------------------
+    @property
+    def config(self) -> ExtractConfig:
+        return ExtractConfig.from_dict(self.root.attrs["extract_config"])
+
+    @property
+    def provenance(self) -> dict:
+        return self.root.attrs["provenance"]
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.root.attrs.get("classes", []))
+
+    @property
+    def clip_identity(self) -> dict:
+        """Model name, weights source and hashes of the CLIP towers that made every feature here."""
+        return dict(self.root.attrs.get("clip_identity", {}))
+
+    def set_clip_identity(self, identity: dict) -> None:
+        self.root.attrs["clip_identity"] = identity
+
+    def failures(self) -> dict[str, dict]:
+        return dict(self.root.attrs.get("failures", {}))
+
+    def set_failures(self, failures: dict[str, dict]) -> None:
+        self.root.attrs["failures"] = failures
+
+    def add_run(self, run: dict) -> None:
+        self.root.attrs["runs"] = list(self.root.attrs.get("runs", [])) + [run]
+
+    def runs(self) -> list[dict]:
+        return list(self.root.attrs.get("runs", []))
+
+    def set_text(
+        self,
+        classes: list[str],
+        sentences: list[str],
+        sentence_class: list[int],
+        sentence_emb: np.ndarray,
+        scenes: list[str],
+        scene_emb: np.ndarray,
+    ) -> None:
+        """Write the text side: sentence_emb (S, D), scene_emb (K, D); class_emb is their class mean."""
+        sentence_emb = np.asarray(sentence_emb, dtype=np.float32)
+        cls_idx = np.asarray(sentence_class)
+        class_emb = np.stack([_unit(sentence_emb[cls_idx == c]).mean(0) for c in range(len(classes))])
+        text = self.root.require_group(TEXT)
+        for name, arr in (
+            ("sentence_emb", sentence_emb),
+            ("class_emb", _unit(class_emb)),
+            ("scene_emb", np.asarray(scene_emb, dtype=np.float32)),
+        ):
+            text.create_array(name, data=arr, overwrite=True)
+        text.attrs.update({"sentences": sentences, "sentence_class": [int(c) for c in cls_idx], "scenes": scenes})
+        self.root.attrs["classes"] = list(classes)
+
+    def text(self) -> dict[str, Any]:
+        """The text side as numpy arrays plus the sentence lists; empty dict before any text was written."""
+        if TEXT not in self.root:
+            return {}
+        g = self.root[TEXT]
+        out = {name: g[name][:] for name in ("sentence_emb", "class_emb", "scene_emb")}
+        out.update({k: g.attrs[k] for k in ("sentences", "sentence_class", "scenes")})
+        return out
+
+    # ---- entries (one writer per entry) -------------------------------------------------------
+    def write_entry(self, key: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> str:
+        """Write one video's arrays, then mark it complete. Replaces any earlier entry for `key`."""
+        eid = entry_id(key)
+        videos = self.root[VIDEOS]
+        if eid in videos:
+            del videos[eid]
+        group = videos.create_group(eid, attributes={"key": key, "complete": False})
+        for name, arr in arrays.items():
+            dtype = ARRAY_DTYPES.get(name, "float32")
+            group.create_array(name, data=np.ascontiguousarray(arr, dtype=dtype))
+        group.attrs.update({**meta, "key": key, "complete": True})
+        return eid
+
+    def entry_meta(self, key: str) -> dict[str, Any] | None:
+        """Attrs of the entry for `key` if it exists (complete or not), else None."""
+        eid = entry_id(key)
+        videos = self.root[VIDEOS]
+        if eid not in videos:
+            return None
+        return dict(videos[eid].attrs)
+
+    def delete_entry(self, key: str) -> None:
+        eid = entry_id(key)
+        if eid in self.root[VIDEOS]:
+            del self.root[VIDEOS][eid]
+
+    def entries(self, include_incomplete: bool = False) -> list[Entry]:
+        """All entries sorted by key; incomplete ones only when asked."""
+        out = []
+        for eid, group in self.root[VIDEOS].groups():
+            attrs = dict(group.attrs)
+            if attrs.get("complete") or include_incomplete:
+                out.append(Entry(eid, attrs.get("key", eid), attrs))
+        return sorted(out, key=lambda e: e.key)
+
+    def read(self, entry: Entry | str, names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+        """Arrays of one entry by name (all of them when names is None)."""
+        eid = entry.id if isinstance(entry, Entry) else entry_id(entry)
+        group = self.root[VIDEOS][eid]
+        names = names or tuple(n for n, _ in group.arrays())
+        missing = [n for n in names if n not in group]
+        if missing:
+            raise StoreError(
+                f"entry {eid} has no {missing}; re-extract with the option that writes them "
+                "(e.g. --tokens for 'tokens', --backbone resnet50)"
+            )
+        return {n: group[n][:] for n in names}
+
+    def array_names(self, entry: Entry) -> list[str]:
+        return sorted(n for n, _ in self.root[VIDEOS][entry.id].arrays())
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

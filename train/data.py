@@ -1,0 +1,133 @@
+"""Load a feature store into memory as fixed-length tensors, labelled by a dataset adapter. No video is decoded."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from fgm_common.datasets import DatasetAdapter, LayoutError
+from fgm_common.store import FeatureStore
+from fgm_common.texts import class_sentences
+
+
+def resample(x: np.ndarray, steps: int) -> np.ndarray:
+    """Pick `steps` rows uniformly (segment midpoints) from x (T, ...) -> (steps, ...); identity when T == steps."""
+    if len(x) == steps:
+        return x
+    idx = np.minimum(((np.arange(steps) + 0.5) * len(x) / steps).astype(int), len(x) - 1)
+    return x[idx]
+
+
+@dataclass
+class FeatureSet:
+    """Every labelled entry of a store, in memory. Sizes come from the store, never from constants."""
+
+    keys: list[str]
+    classes: list[str]
+    labels: np.ndarray  # (N,) int64
+    groups: np.ndarray  # (N,) str, "" when unknown
+    views: np.ndarray
+    splits: np.ndarray
+    tensors: dict[str, torch.Tensor]  # clip (N, T, D), flow (N, Tf, 2, G, G), flow_hist (N, Tf, H), [tokens]
+    class_text: torch.Tensor  # (C, D) L2-normalised
+    class_sentences: dict[str, list[str]]  # the sentences behind each class_text row
+    scene_text: torch.Tensor  # (K, D)
+    skipped: dict[str, str] = field(default_factory=dict)  # key -> why it has no label
+    load_seconds: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def batch(self, idx: np.ndarray | torch.Tensor) -> dict[str, torch.Tensor]:
+        """Gather a batch by dataset indices: every tensor (B, ...) plus label and index."""
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        out = {k: v[idx].float() for k, v in self.tensors.items()}
+        out["label"] = torch.as_tensor(self.labels)[idx]
+        out["index"] = idx
+        return out
+
+    @property
+    def dims(self) -> dict[str, int]:
+        """Feature sizes as read from the store: clip_dim, n_frames, n_flow, flow_grid, flow_hist_dim."""
+        clip, flow, hist = self.tensors["clip"], self.tensors["flow"], self.tensors["flow_hist"]
+        return {"clip_dim": clip.shape[-1], "n_frames": clip.shape[1], "n_flow": flow.shape[1],
+                "flow_grid": flow.shape[-1], "flow_hist_dim": hist.shape[-1]}
+
+
+def load_features(store: FeatureStore, dataset: DatasetAdapter, n_frames: int | None = None,
+                  tokens: bool = False, text_encoder=None) -> FeatureSet:
+    """Read every complete entry, label it with `dataset`, and stack to fixed T (the store's, or `n_frames`).
+
+    Entries the adapter cannot label are skipped and listed in `skipped`. Classes are those present,
+    sorted; their text embeddings come from the store, or from `text_encoder(sentences)` (the store's
+    own CLIP text tower) for classes or descriptions the store lacks.
+    """
+    t0 = time.perf_counter()
+    labelled, skipped = [], {}
+    for entry in store.entries():
+        try:
+            labelled.append((entry, dataset.annotate(entry.key, entry.meta)))
+        except LayoutError as e:
+            skipped[entry.key] = str(e)
+    if not labelled:
+        raise ValueError(f"no labelled videos in {store.url} for dataset {dataset.name!r}: "
+                         + "; ".join(list(skipped.values())[:3]))
+    classes = sorted({a.label for _, a in labelled})
+    names = ("clip", "flow", "flow_hist") + (("tokens",) if tokens else ())
+    cfg = store.config
+    steps = n_frames or (cfg.num_frames if cfg.sampling == "uniform" else 16)
+    flow_steps = steps if cfg.flow_pairs == "native" else max(steps - 1, 1)
+
+    def read(entry):
+        arr = store.read(entry, names)
+        return {k: resample(v, flow_steps if k.startswith("flow") else steps) for k, v in arr.items()}
+
+    with ThreadPoolExecutor(max_workers=8) as pool:  # zarr reads are I/O-bound
+        rows = list(pool.map(read, [e for e, _ in labelled]))
+    tensors = {k: torch.from_numpy(np.stack([r[k] for r in rows])) for k in names}
+    class_text, scene_text, sentences = _text(store, classes, dataset, text_encoder)
+    anns = [a for _, a in labelled]
+    return FeatureSet(
+        keys=[e.key for e, _ in labelled], classes=classes,
+        labels=np.array([classes.index(a.label) for a in anns], dtype=np.int64),
+        groups=np.array([a.group for a in anns]), views=np.array([a.view for a in anns]),
+        splits=np.array([a.split for a in anns]), tensors=tensors,
+        class_text=class_text, scene_text=scene_text, class_sentences=sentences, skipped=skipped,
+        load_seconds=time.perf_counter() - t0,
+    )
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def _text(store: FeatureStore, classes: list[str], dataset: DatasetAdapter, text_encoder):
+    """(C, D) class embeddings = mean of unit sentence embeddings per class; (K, D) scene embeddings.
+
+    A class's sentences are those the store has for it plus the adapter's descriptions; a class the
+    store never saw gets the store's templates. Sentences the store lacks go through `text_encoder`.
+    """
+    text = store.text()
+    if not text:
+        raise ValueError(f"{store.url} has no text embeddings; rerun fgm-extract to finish the store")
+    by_sentence = dict(zip(text["sentences"], text["sentence_emb"]))
+    store_classes = store.classes
+    wanted: dict[str, list[str]] = {}
+    for c in classes:
+        have = [s for s, o in zip(text["sentences"], text["sentence_class"]) if store_classes[o] == c]
+        if not have:
+            have = class_sentences([c], store.config.templates, {})[0]
+        wanted[c] = have + [d for d in dataset.descriptions.get(c, []) if d not in have]
+    missing = sorted({s for ws in wanted.values() for s in ws if s not in by_sentence})
+    if missing:
+        if text_encoder is None:
+            raise ValueError(f"{len(missing)} class sentences are not in the store (e.g. {missing[0]!r}) and no "
+                             "text encoder was given to encode them")
+        by_sentence.update(zip(missing, text_encoder(missing)))
+    class_emb = np.stack([_unit(np.stack([by_sentence[s] for s in wanted[c]])).mean(0) for c in classes])
+    return (torch.from_numpy(_unit(class_emb).astype(np.float32)),
+            torch.from_numpy(text["scene_emb"].astype(np.float32)), wanted)

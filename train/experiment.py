@@ -1,0 +1,144 @@
+"""An experiment: variants x seeds x folds over one feature store, pooled validation metrics, costs, reports."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fgm_common.console import console, progress_bar
+from fgm_common.datasets import get_dataset
+from fgm_common.store import FeatureStore
+from train.data import FeatureSet, load_features
+from train.metrics import classification_metrics, mean_std
+from train.splits import SplitSpec, make_folds
+from train.trainer import TrainConfig, Trainer, _device, new_model, predict_logits
+from train.variants import get_variant
+
+METRICS = ("accuracy", "recall", "f1", "auc")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    store: str
+    dataset: str = "folder"
+    train: TrainConfig = field(default_factory=TrainConfig)
+    split: SplitSpec = field(default_factory=SplitSpec)
+    seeds: tuple[int, ...] = (0,)
+    variants: tuple[str, ...] = ("full",)
+    out: Path = Path("runs/latest")
+    resume: bool = False
+    quiet: bool = False
+
+
+def _clip_parts(store: FeatureStore, fs: FeatureSet, variants: list, device: str):
+    """CLIP towers for token adapters / text context, only when some variant uses them."""
+    if not any(v.token_adapters or v.prompt_ctx for v in variants):
+        return None
+    from train.clip_parts import ClipParts, load_store_clip
+
+    clip = load_store_clip(store, device="cpu")
+    return ClipParts(clip, fs.class_sentences, fs.classes, "tokens" in fs.tensors)
+
+
+def run_variant(exp: Experiment, fs: FeatureSet, store: FeatureStore, name: str, clip_parts) -> dict:
+    """Every seed and fold of one variant: validation predictions pooled over folds per seed."""
+    variant = get_variant(name)
+    device = _device(exp.train.device)
+    per_seed, costs, history = {}, {}, {}
+    for seed in exp.seeds:
+        cfg = TrainConfig(**{**exp.train.to_dict(), "seed": seed, "variant": name})
+        folds = make_folds(SplitSpec(**{**exp.split.__dict__, "seed": seed}), fs.labels, fs.groups, fs.splits, fs.views)
+        labels, logits, train_s, waits = [], [], 0.0, []
+        for fold in folds:
+            model = new_model(fs, cfg, variant, clip_parts)
+            ckpt = exp.out / name / f"seed{seed}" / fold.name / "checkpoint.pt"
+            extra = {"classes": fs.classes, "class_text": fs.class_text, "scene_text": fs.scene_text,
+                     "class_sentences": fs.class_sentences, "extract_config": store.config.to_dict(),
+                     "clip_identity": json.loads(json.dumps(store.clip_identity)), "store_url": str(store.url),
+                     "variant": name, "dataset": exp.dataset}
+            trainer = Trainer(fs, fold, cfg, model, ckpt, extra)
+            bar = progress_bar(exp.quiet)
+            with bar:
+                task = bar.add_task(f"{name} s{seed} {fold.name}", total=cfg.epochs, rate="")
+                bar.update(task, completed=0)
+
+                def tick(epoch: int, rec: dict) -> None:
+                    bar.update(task, completed=epoch, rate=f"loss {rec['total']:.3f} ce {rec['ce']:.3f}")
+
+                run = trainer.fit(resume=exp.resume, on_epoch_end=tick)
+                bar.update(task, completed=cfg.epochs)
+            logits.append(predict_logits(run.model, fs, fold.val, device))
+            labels.append(fs.labels[fold.val])
+            train_s += run.train_seconds
+            waits.append(run.data_wait_share)
+            history[f"seed{seed}/{fold.name}"] = run.history
+            if not costs:
+                from train.costs import head_costs
+
+                costs = head_costs(run.model, fs, fold.val, device)
+        y, z = np.concatenate(labels), np.concatenate(logits)
+        m = classification_metrics(y, z, fs.classes)
+        m.update(train_seconds=train_s, folds=[f.name for f in folds], data_wait_share=float(np.nanmean(waits)))
+        per_seed[seed] = m
+    summary = {k: mean_std([per_seed[s][k] for s in exp.seeds]) for k in METRICS}
+    summary["train_seconds"] = mean_std([per_seed[s]["train_seconds"] for s in exp.seeds])
+    return {"variant": name, "description": variant.description, "per_seed": per_seed,
+            "mean": {k: v[0] for k, v in summary.items()}, "std": {k: v[1] for k, v in summary.items()},
+            "costs": costs, "history": history}
+
+
+def run_experiment(exp: Experiment) -> dict:
+    """Load the store once, run every variant (resuming finished ones from disk), write metrics and report."""
+    from train import report
+
+    store = FeatureStore.open(exp.store)
+    dataset = get_dataset(exp.dataset)
+    fs = load_features(store, dataset, n_frames=exp.train.n_frames or None, tokens=_wants_tokens(store, exp))
+    console.print(f"features loaded from {exp.store}: {len(fs)} videos, {len(fs.classes)} classes, "
+                  f"in {fs.load_seconds:.2f} s (no video decoded)")
+    if fs.skipped:
+        console.print(f"[yellow]{len(fs.skipped)} entries have no label under dataset {exp.dataset!r}; "
+                      f"e.g. {next(iter(fs.skipped.values()))}[/yellow]")
+    identity = store.clip_identity
+    if identity.get("random_weights"):
+        console.print("[bold yellow]CLIP weights in this store are RANDOM (--pretrained none): figures say nothing "
+                      "about pretrained CLIP.[/bold yellow]")
+    exp.out.mkdir(parents=True, exist_ok=True)
+    variants = [get_variant(v) for v in exp.variants]
+    clip_parts = _clip_parts(store, fs, variants, exp.train.device)
+    results = {}
+    for name in exp.variants:
+        done = exp.out / name / "result.json"
+        if exp.resume and done.exists():
+            console.print(f"{name}: finished in an earlier run, loaded from {done}")
+            results[name] = json.loads(done.read_text())
+            continue
+        results[name] = json.loads(json.dumps(run_variant(exp, fs, store, name, clip_parts), default=float))
+        done.parent.mkdir(parents=True, exist_ok=True)
+        done.write_text(json.dumps(results[name], indent=1))
+    from train.costs import backbone_costs
+
+    summary = {
+        "store": str(exp.store), "dataset": exp.dataset, "videos": len(fs), "classes": fs.classes,
+        "clip": identity, "random_clip_weights": bool(identity.get("random_weights")),
+        "extract_config": store.config.to_dict(), "train_config": exp.train.to_dict(),
+        "split": exp.split.__dict__, "seeds": list(exp.seeds), "data_load_seconds": fs.load_seconds,
+        "backbone": backbone_costs(store.config.clip_model, fs.dims["n_frames"]),
+        "extract_ms_per_video": _extract_ms(store), "variants": results,
+    }
+    (exp.out / "metrics.json").write_text(json.dumps(summary, indent=1, default=float))
+    report.write_report(summary, exp.out)
+    report.print_table(summary)
+    return summary
+
+
+def _wants_tokens(store: FeatureStore, exp: Experiment) -> bool:
+    return store.config.tokens and any(get_variant(v).token_adapters for v in exp.variants)
+
+
+def _extract_ms(store: FeatureStore) -> float:
+    secs = [e.meta.get("extract_seconds") for e in store.entries() if e.meta.get("extract_seconds") is not None]
+    return 1000 * float(np.mean(secs)) if secs else float("nan")

@@ -1,0 +1,205 @@
+"""Train one variant on one fold over in-memory features; checkpoint every epoch; resume exactly."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans
+
+from train.data import FeatureSet
+from train.losses import PriorState, compute_losses
+from train.model import FGMCLIP, ModelConfig, build_model
+from train.splits import Fold
+from train.variants import Variant
+
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The paper's recipe by default: Adam, lr 1e-3, cosine annealing, 100 epochs."""
+
+    variant: str = "full"
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    n_frames: int = 0  # 0 = the store's frame count
+    hidden: int = 256
+    motion_dim: int = 256
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def model_config(fs: FeatureSet, cfg: TrainConfig, variant: Variant) -> ModelConfig:
+    """ModelConfig whose sizes come from the loaded store, with the variant's overrides."""
+    return ModelConfig(**fs.dims, n_classes=len(fs.classes), hidden=cfg.hidden, motion_dim=cfg.motion_dim,
+                       **variant.model)
+
+
+def _device(name: str) -> torch.device:
+    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
+
+
+@dataclass
+class FoldRun:
+    """A trained model for one fold and what it took."""
+
+    model: FGMCLIP
+    state: PriorState
+    history: list[dict]
+    train_seconds: float
+    data_wait_share: float
+    checkpoint: Path
+
+
+class Trainer:
+    """Fits `model` on `fold.train` of `fs`; never reads `fold.val` (evaluation is separate)."""
+
+    def __init__(self, fs: FeatureSet, fold: Fold, cfg: TrainConfig, model: FGMCLIP, checkpoint: Path,
+                 extra: dict | None = None):
+        self.fs, self.fold, self.cfg = fs, fold, cfg
+        self.device = _device(cfg.device)
+        self.model = model.to(self.device)
+        self.state = PriorState.from_config(model.cfg).to(self.device)
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=max(cfg.epochs, 1))
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.checkpoint = checkpoint
+        self.extra = extra or {}  # travels in the checkpoint: classes, texts, store config, variant
+        self.epoch = 0
+        self.history: list[dict] = []
+        self.train_seconds = 0.0
+
+    # ---- checkpointing ---------------------------------------------------------------------
+    def save(self, done: bool = False) -> None:
+        """Atomic write: a kill during save leaves the previous checkpoint intact."""
+        ckpt = {
+            "format": CHECKPOINT_FORMAT, "done": done, "epoch": self.epoch,
+            "model_config": self.model.cfg.to_dict(), "train_config": self.cfg.to_dict(),
+            "fold": {"name": self.fold.name, "train": self.fold.train.tolist(), "val": self.fold.val.tolist()},
+            "model": self.model.state_dict(), "prior": self.state.state_dict(),
+            "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "shuffle": self.gen.get_state()},
+            "history": json.loads(json.dumps(self.history)), "train_seconds": self.train_seconds,
+            **self.extra,
+        }
+        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.checkpoint.with_suffix(".tmp")
+        torch.save(ckpt, tmp)
+        tmp.replace(self.checkpoint)
+
+    def load(self) -> bool:
+        """Restore everything from the checkpoint if one exists; True when it says training finished."""
+        if not self.checkpoint.exists():
+            return False
+        ckpt = torch.load(self.checkpoint, map_location=self.device, weights_only=True)
+        if ckpt["train_config"] != self.cfg.to_dict() or ckpt["model_config"] != self.model.cfg.to_dict():
+            raise ValueError(f"{self.checkpoint} was made with other settings; use a new --out or drop --resume")
+        if ckpt["fold"]["train"] != self.fold.train.tolist():
+            raise ValueError(f"{self.checkpoint} was trained on another split of the data")
+        self.model.load_state_dict(ckpt["model"])
+        self.state.load_state_dict(ckpt["prior"])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        self.sched.load_state_dict(ckpt["scheduler"])
+        torch.set_rng_state(ckpt["rng"]["torch"].cpu())
+        self.gen.set_state(ckpt["rng"]["shuffle"].cpu())
+        self.epoch, self.history, self.train_seconds = ckpt["epoch"], ckpt["history"], ckpt["train_seconds"]
+        return bool(ckpt["done"])
+
+    # ---- training --------------------------------------------------------------------------
+    @torch.no_grad()
+    def embed(self, idx: np.ndarray, key: str = "h", batch_size: int = 64) -> torch.Tensor:
+        """Model outputs `key` for dataset indices, in eval mode: (N, ...)."""
+        was = self.model.training
+        self.model.eval()
+        out = [self.model(self._to_device(self.fs.batch(idx[i : i + batch_size])))[key].cpu()
+               for i in range(0, len(idx), batch_size)]
+        self.model.train(was)
+        return torch.cat(out)
+
+    def refresh_clusters(self) -> None:
+        """Eq. 13: k-means over the training set's h, once per epoch (training indices only)."""
+        cfg = self.model.cfg
+        if cfg.w_cluster == 0:
+            return
+        h = torch.nn.functional.normalize(self.embed(self.fold.train), dim=-1).numpy()  # (Ntr, H)
+        k = min(cfg.n_clusters, len(h))
+        km = KMeans(n_clusters=k, n_init=3, random_state=self.cfg.seed + self.epoch).fit(h)
+        self.state.set_clusters({int(i): int(c) for i, c in zip(self.fold.train, km.labels_)})
+
+    def _to_device(self, batch: dict) -> dict:
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def fit(self, resume: bool = False, on_epoch_end: Callable[[int, dict], None] | None = None) -> FoldRun:
+        """Train to cfg.epochs (continuing from the checkpoint when resume), saving after every epoch."""
+        if resume and self.load():
+            return FoldRun(self.model, self.state, self.history, self.train_seconds, float("nan"), self.checkpoint)
+        train_idx = torch.as_tensor(self.fold.train)
+        wait = step = 0.0
+        while self.epoch < self.cfg.epochs:
+            t0 = time.perf_counter()
+            self.refresh_clusters()
+            self.model.train(), self.state.train()
+            sums: dict[str, float] = {}
+            n_batches = 0
+            order = train_idx[torch.randperm(len(train_idx), generator=self.gen)]
+            for i in range(0, len(order), self.cfg.batch_size):
+                t_data = time.perf_counter()
+                batch = self._to_device(self.fs.batch(order[i : i + self.cfg.batch_size]))
+                t_step = time.perf_counter()
+                out = self.model(batch)
+                losses = compute_losses(out, batch, self.state, self.model.cfg)
+                self.opt.zero_grad(set_to_none=True)
+                losses["total"].backward()
+                self.opt.step()
+                self.state.update(out, batch)
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize()
+                wait += t_step - t_data
+                step += time.perf_counter() - t_step
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + float(v)
+                n_batches += 1
+            self.sched.step()
+            self.epoch += 1
+            self.train_seconds += time.perf_counter() - t0
+            record = {"epoch": self.epoch, "lr": self.sched.get_last_lr()[0],
+                      **{k: v / max(n_batches, 1) for k, v in sums.items()}}
+            self.history.append(record)
+            self.save(done=self.epoch >= self.cfg.epochs)
+            if on_epoch_end:
+                on_epoch_end(self.epoch, record)
+        share = wait / max(wait + step, 1e-12)
+        return FoldRun(self.model, self.state, self.history, self.train_seconds, share, self.checkpoint)
+
+
+@torch.no_grad()
+def predict_logits(model: FGMCLIP, fs: FeatureSet, idx: np.ndarray, device: torch.device,
+                   batch_size: int = 64) -> np.ndarray:
+    """Eval-mode logits (N, C) for dataset indices."""
+    model.eval()
+    out = []
+    for i in range(0, len(idx), batch_size):
+        batch = {k: v.to(device) for k, v in fs.batch(idx[i : i + batch_size]).items()}
+        out.append(model(batch)["logits"].float().cpu())
+    return torch.cat(out).numpy()
+
+
+def new_model(fs: FeatureSet, cfg: TrainConfig, variant: Variant, clip_parts=None) -> FGMCLIP:
+    """A fresh model for this fold, seeded so that every fold and resume starts identically."""
+    torch.manual_seed(cfg.seed)
+    mcfg = model_config(fs, cfg, variant)
+    tail, prompt = clip_parts(variant, mcfg) if clip_parts else (None, None)
+    return build_model(mcfg, fs.class_text, fs.scene_text, token_tail=tail, prompt_learner=prompt)
