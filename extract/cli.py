@@ -47,8 +47,9 @@ def extract(
                                                "(needed for adapter fine-tuning in fgm-train).")] = False,
     flow: Annotated[str, typer.Option(help="Optical flow backend: auto (CUDA when OpenCV has it, else dis), dis, "
                                             "dis-medium, farneback, tvl1, cuda-farneback, cuda-brox, cuda-tvl1, cuda-nvof.")] = "auto",
-    flow_pairs: Annotated[str, typer.Option(help="'sampled': flow between consecutive sampled frames; 'native': "
-                                                  "between each sampled frame and the next native frame.")] = "sampled",
+    flow_pairs: Annotated[str, typer.Option(help="'native': flow between each sampled frame and the next native "
+                                                  "frame (default: sees fine and fast motion); 'sampled': between "
+                                                  "consecutive sampled frames.")] = "native",
     flow_size: Annotated[int, typer.Option(help="Short side (px) frames are resized to before flow.")] = 128,
     flow_grid: Annotated[int, typer.Option(help="Stored flow fields are GRID x GRID (float16).")] = 56,
     template: Annotated[Optional[list[str]], typer.Option(help="Text template with {label}; repeat for several.")] = None,

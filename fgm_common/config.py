@@ -29,10 +29,11 @@ class ExtractConfig:
     random_seed: int = 0
     tokens: bool = False  # also keep the patch tokens entering the last vision block
 
-    # Optical flow (see extract/flow.py). `flow_pairs`: "sampled" = between consecutive sampled
-    # frames (T-1 fields, Eq. 5 of the paper), "native" = sampled frame to its next native frame (T).
+    # Optical flow (see extract/flow.py). `flow_pairs`: "native" = sampled frame to its next native
+    # frame (T fields; default, it sees fine and fast motion, docs/design-choices.md), "sampled" =
+    # between consecutive sampled frames (T-1 fields, Eq. 5 of the paper taken literally).
     flow_backend: str = "dis"  # resolved name, never "auto"
-    flow_pairs: str = "sampled"
+    flow_pairs: str = "native"
     flow_compute_size: int = 128
     flow_grid: int = 56
     flow_hist_bins: int = 8

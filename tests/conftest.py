@@ -17,7 +17,10 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"  # real clips; absent on a us
 TINY_CLASSES = ("circle_clockwise", "circle_counterclockwise", "swing_slow")
 TINY_PER_CLASS = 2
 # The options every test extraction shares: tiny random-weight CLIP, few frames, CPU, no progress bars.
-TINY_ARGS = ("--clip-model", "fgm-tiny-vit", "--pretrained", "none", "--device", "cpu", "--quiet")
+# Flow between consecutive sampled frames (T-1 fields) keeps the known-answer tests simple; the
+# default `native` pairing is tested on its own (test_native_flow_pairs_and_tokens).
+TINY_ARGS = ("--clip-model", "fgm-tiny-vit", "--pretrained", "none", "--device", "cpu", "--quiet",
+             "--flow-pairs", "sampled")
 
 
 @pytest.fixture(scope="session")
@@ -68,12 +71,3 @@ def run_extract_cli() -> Callable[..., Result]:
     """
     return _run_extract
 
-
-def flat(text: str) -> str:
-    """Output with rich's line wrapping undone, for substring checks."""
-    return " ".join(text.split())
-
-
-@pytest.fixture(scope="session")
-def flat_output() -> Callable[[str], str]:
-    return flat

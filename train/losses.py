@@ -10,6 +10,8 @@ from torch import nn
 
 # EMA momentum of the running class-mean motion m_hat (Eq. 11).
 MOTION_MOMENTUM = 0.9
+# Temperature of the contrastive visual-motion alignment (Eq. 2), as in CLIP-style InfoNCE.
+ALIGN_TAU = 0.1
 
 
 class PriorState(nn.Module):
@@ -36,7 +38,7 @@ class PriorState(nn.Module):
         """Fold this training batch's per-class mean of out["m_aligned"] (B, T, Dm) into m_hat."""
         if not self.training:
             return
-        m = out["m_aligned"].detach().to(self.m_hat.dtype)  # (B, T, Dm)
+        m = F.normalize(out["m_aligned"].detach().to(self.m_hat.dtype), dim=-1)  # (B, T, Dm) unit
         label = batch["label"].to(self.m_hat.device)  # (B,)
         if m.shape[1:] != self.m_hat.shape[1:]:
             raise ValueError(f"m_aligned steps/dims {tuple(m.shape[1:])} differ from the prior's "
@@ -81,22 +83,36 @@ def ce_loss(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, label)
 
 
-def align_loss(v_proj: torch.Tensor, m_aligned: torch.Tensor) -> torch.Tensor:
-    """Eq. 2 on unit vectors: mean over samples and t of ||v_t - m~_t||^2, (B, T, Dm) twice -> ().
+def align_loss(v_proj: torch.Tensor, m_aligned: torch.Tensor, tau: float = ALIGN_TAU) -> torch.Tensor:
+    """Eq. 2 made contrastive: symmetric InfoNCE between each video's visual and motion features, -> ().
 
-    Normalising first means the loss cannot be won by shrinking both features towards zero.
+    The paper names this term contrastive but writes only its positive part, mean_t ||v_t - m_t||^2,
+    which has a trivial minimum (both streams constant). On unit vectors ||a - b||^2 = 2 - 2 cos(a, b),
+    so the positive logits below are Eq. 2 up to an affine map; the other videos of the batch are
+    the negatives that rule out the collapse. Features are averaged over t per video (unit per step
+    first). With a batch of one there are no negatives and the loss is 0.
     """
-    diff = F.normalize(v_proj, dim=-1) - F.normalize(m_aligned, dim=-1)
-    return diff.pow(2).sum(dim=-1).mean()
+    a = F.normalize(F.normalize(v_proj, dim=-1).mean(dim=1), dim=-1)  # (B, Dm)
+    b = F.normalize(F.normalize(m_aligned, dim=-1).mean(dim=1), dim=-1)  # (B, Dm)
+    if len(a) < 2:
+        return v_proj.new_zeros(())
+    logits = a @ b.T / tau  # (B, B)
+    target = torch.arange(len(a), device=a.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
 
 def motion_loss(m_aligned: torch.Tensor, label: torch.Tensor, state: PriorState) -> torch.Tensor:
-    """Eq. 11: mean over samples and t of ||m~_t - m_hat[y, t]||^2; classes without a mean are skipped."""
+    """Eq. 11 on unit vectors: mean over samples and t of ||m~_t - m_hat[y, t]||^2 in [0, 4].
+
+    Normalising keeps the term from being won by shrinking the motion features (and from dwarfing
+    the cross-entropy while they are large); m_hat is the running class mean of unit features.
+    Classes without a mean yet are skipped.
+    """
     seen = state.seen[label]  # (B,)
     if not seen.any():
         return m_aligned.new_zeros(())
-    target = state.m_hat[label[seen]]  # (B', T, Dm)
-    return (m_aligned[seen] - target).pow(2).sum(dim=-1).mean()
+    target = F.normalize(state.m_hat[label[seen]], dim=-1)  # (B', T, Dm)
+    return (F.normalize(m_aligned[seen], dim=-1) - target).pow(2).sum(dim=-1).mean()
 
 
 def context_loss(scene_p: torch.Tensor, label: torch.Tensor, scene_q: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

@@ -94,3 +94,8 @@ def test_valid_configs_pass():
 def test_validate_names_the_problem(changes, message):
     with pytest.raises(ValueError, match=message.replace("{", r"\{").replace("}", r"\}")):
         dataclasses.replace(ExtractConfig(), **changes).validate()
+
+
+def test_default_flow_pairs_is_native():
+    """Each sampled frame to its next native frame: the measured default (docs/design-choices.md)."""
+    assert ExtractConfig().flow_pairs == "native"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -50,31 +51,37 @@ def test_ce_lower_for_correct_logits():
     assert ce_loss(wrong, label) >= 0
 
 
-def test_align_zero_when_equal_even_if_scaled_and_positive_otherwise():
+def test_align_is_contrastive_low_when_paired_high_when_collapsed_or_swapped():
     m = torch.randn(B, T, DM)
-    assert align_loss(m, m).abs() < 1e-6
-    assert align_loss(3 * m, m).abs() < 1e-6  # direction only: shrinking cannot win
-    other = align_loss(torch.randn(B, T, DM), m)
-    assert 0 < other <= 4
-    torch.testing.assert_close(align_loss(-m, m), torch.tensor(4.0))
+    paired = align_loss(m, m)
+    assert align_loss(3 * m, m) == pytest.approx(float(paired), abs=1e-5)  # direction only: scaling cannot win
+    # the collapse Eq. 2 alone would reward: every video's features the same -> chance level, log(B)
+    same = torch.randn(1, T, DM).expand(B, T, DM)
+    assert align_loss(same, same) == pytest.approx(math.log(B), abs=1e-4)
+    assert paired < math.log(B) - 0.5
+    # motion matched to the wrong videos costs more than to the right ones
+    assert align_loss(m, m.roll(1, dims=0)) > paired + 1.0
+    assert align_loss(m[:1], m[:1]) == 0  # no negatives in a batch of one
 
 
 def test_motion_prior_first_batch_then_ema_and_unseen_classes():
     state = PriorState(C, T, DM).train()
     label = torch.tensor([0, 1, 0, 1])
     m1 = torch.randn(B, T, DM)
+    u1 = F.normalize(m1, dim=-1)
     state.update({"m_aligned": m1}, {"label": label})
-    torch.testing.assert_close(state.m_hat[0], m1[[0, 2]].mean(0))
+    torch.testing.assert_close(state.m_hat[0], u1[[0, 2]].mean(0))  # the mean of unit features
     assert state.seen.tolist() == [True, True, False]
-    # features equal to their class mean cost nothing
-    at_mean = state.m_hat[label]
+    # features pointing at their class mean cost nothing, whatever their length
+    at_mean = 2.5 * state.m_hat[label]
     assert motion_loss(at_mean, label, state).abs() < 1e-6
-    assert motion_loss(m1, label, state) > 0
+    assert 0 < motion_loss(m1, label, state) <= 4
     # class 2 has no mean yet: it contributes nothing
     assert motion_loss(torch.randn(B, T, DM), torch.full((B,), 2), state) == 0
     m2 = torch.randn(B, T, DM)
+    u2 = F.normalize(m2, dim=-1)
     state.update({"m_aligned": m2}, {"label": label})
-    torch.testing.assert_close(state.m_hat[1], 0.9 * m1[[1, 3]].mean(0) + 0.1 * m2[[1, 3]].mean(0))
+    torch.testing.assert_close(state.m_hat[1], 0.9 * u1[[1, 3]].mean(0) + 0.1 * u2[[1, 3]].mean(0))
 
 
 def test_motion_prior_frozen_in_eval_mode():
