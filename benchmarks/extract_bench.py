@@ -3,7 +3,8 @@
 (a) frames/s of the CLIP image encoder alone on the sampled frames (already decoded and preprocessed);
 (b) frames/s of the full extraction of the same videos (decode, flow, CLIP, zarr writes);
 their ratio (goal: b within 10% of a, because decode, flow and writes overlap CLIP compute);
-and peak RSS of extracting one short and one long video, each in a fresh process.
+and the extra peak RSS while extracting one short and one long video (each in a fresh process,
+measured above the RSS after the towers are loaded).
 
     python benchmarks/extract_bench.py [--model ViT-B-32] [--videos DIR] [--long-seconds 600]
 Random CLIP weights (architecture is what costs time). Uses ../shared/data/ud810_ps7 when present.
@@ -59,19 +60,35 @@ def full_pipeline(config, items, store_url: str, batch: int) -> tuple[float, int
     return sum(r.frames for r in results) / dt, sum(not r.ok for r in results)
 
 
-def peak_rss_mb(video: Path, model: str, extra: list[str]) -> float:
-    """Peak RSS (MB) of a fresh process extracting one video."""
-    code = (
-        "import resource, sys\n"
-        "from extract.cli import main\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
-    )
+RSS_PROBE = """
+import sys, threading, time, psutil
+from extract.inputs import VideoItem
+from extract.pipeline import Extractor
+from fgm_common.config import ExtractConfig
+from fgm_common.store import FeatureStore
+video, store, model, sampling, frames, fps = sys.argv[1:7]
+cfg = ExtractConfig(clip_model=model, pretrained="none", sampling=sampling, num_frames=int(frames), fps=float(fps))
+FeatureStore.create_or_open(store, cfg, {})
+ex = Extractor(cfg, store, device="cpu")
+proc, peak, stop = psutil.Process(), [0], threading.Event()
+def sample():
+    while not stop.is_set():
+        peak[0] = max(peak[0], proc.memory_info().rss)
+        time.sleep(0.02)
+base = proc.memory_info().rss
+threading.Thread(target=sample, daemon=True).start()
+res = ex.run([VideoItem("v", video)])
+stop.set()
+print("RSS", base / 2**20, (peak[0] - base) / 2**20, res[0].ok, res[0].frames)
+"""
+
+
+def extraction_rss_mb(video: Path, model: str, sampling: str, frames: int, fps: float) -> dict:
+    """RSS of a fresh process after loading the towers (base) and the extra peak while extracting one video."""
     with tempfile.TemporaryDirectory() as d:
-        args = [sys.executable, "-c", code, str(video), "--out", f"{d}/s.zarr", "--clip-model", model,
-                "--pretrained", "none", "-q", *extra]
-        out = subprocess.run(args, capture_output=True, text=True, cwd=ROOT).stdout
-    return float(out.split("PEAK")[-1])
+        args = [sys.executable, "-c", RSS_PROBE, str(video), f"{d}/s.zarr", model, sampling, str(frames), str(fps)]
+        out = subprocess.run(args, capture_output=True, text=True, cwd=ROOT).stdout.split("RSS")[-1].split()
+    return {"base_mb": float(out[0]), "extra_peak_mb": float(out[1]), "ok": out[2] == "True", "frames": int(out[3])}
 
 
 def write_video(path: Path, seconds: float, fps: float = 30.0, size=(640, 480)) -> Path:
@@ -93,6 +110,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--long-seconds", type=float, default=600.0)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating (a)/(b) rounds; medians are reported")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
 
@@ -116,28 +134,36 @@ def main() -> None:
                                flow_backend=resolve_backend("auto"))
         clip = load_clip(args.model, "none", device="cpu")
         frames = sampled_frames(items[1:], config)
-        a = clip_alone(clip, frames, args.batch)
-        b, failed = full_pipeline(config, items, f"{tmp}/bench.zarr", args.batch)
+        # Alternate (a) and (b) and take medians: the ratio should not depend on load from elsewhere.
+        runs_a, runs_b = [], []
+        for r in range(args.rounds):
+            runs_a.append(clip_alone(clip, frames, args.batch))
+            fps_b, failed = full_pipeline(config, items, f"{tmp}/bench{r}.zarr", args.batch)
+            runs_b.append(fps_b)
+        a, b = float(np.median(runs_a)), float(np.median(runs_b))
 
         short = write_video(Path(tmp) / "short.avi", 10)
         long = write_video(Path(tmp) / "long.avi", args.long_seconds)
-        tiny = ["--frames", str(args.frames)]
         rss = {
-            "short_uniform": peak_rss_mb(short, args.model, tiny),
-            "long_uniform": peak_rss_mb(long, args.model, tiny),
-            "short_fps2": peak_rss_mb(short, args.model, ["--fps", "2"]),
-            "long_fps2": peak_rss_mb(long, args.model, ["--fps", "2"]),
+            "short_uniform": extraction_rss_mb(short, args.model, "uniform", args.frames, 0),
+            "long_uniform": extraction_rss_mb(long, args.model, "uniform", args.frames, 0),
+            "short_fps1": extraction_rss_mb(short, args.model, "fps", args.frames, 1.0),
+            "long_fps1": extraction_rss_mb(long, args.model, "fps", args.frames, 1.0),
         }
     figures = {"model": args.model, "videos": str(videos), "n_videos": len(items) - 1, "frames": len(frames),
                "clip_alone_fps": a, "full_pipeline_fps": b, "ratio": b / a, "failed": failed,
+               "rounds_a": runs_a, "rounds_b": runs_b,
                "long_seconds": args.long_seconds, "peak_rss_mb": rss}
     table = Table(title=f"extraction throughput ({args.model}, random weights, CPU)", show_header=False)
     table.add_row("videos / sampled frames", f"{len(items) - 1} / {len(frames)}")
     table.add_row("(a) CLIP image encoder alone, frames/s", f"{a:.2f}")
     table.add_row("(b) full extraction, frames/s", f"{b:.2f}")
     table.add_row("b / a", f"{b / a:.3f}")
+    table.add_row("rounds (a) / (b), frames/s", " ".join(f"{x:.1f}" for x in runs_a) + " / " + " ".join(f"{x:.1f}" for x in runs_b))
     for k, v in rss.items():
-        table.add_row(f"peak RSS MB, {k} ({'10 s' if k.startswith('short') else f'{args.long_seconds:.0f} s'} video)", f"{v:.0f}")
+        length = "10 s" if k.startswith("short") else f"{args.long_seconds:.0f} s"
+        table.add_row(f"{k} ({length} video, {v['frames']} frames): RSS after loading / extra peak while extracting, MB",
+                      f"{v['base_mb']:.0f} / {v['extra_peak_mb']:.0f}")
     Console().print(table)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))

@@ -53,6 +53,8 @@ def extract(
     flow_size: Annotated[int, typer.Option(help="Short side (px) frames are resized to before flow.")] = 128,
     flow_grid: Annotated[int, typer.Option(help="Stored flow fields are GRID x GRID (float16).")] = 56,
     template: Annotated[Optional[list[str]], typer.Option(help="Text template with {label}; repeat for several.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Label entries with a dataset adapter (kth, ucf-sports, ...; see "
+                                                       "docs/datasets.md) and encode its class descriptions.")] = None,
     descriptions: Annotated[Optional[Path], typer.Option(help="Per-class sentences: JSON {class: [...]} or 'class: "
                                                               "sentence' lines. Default: VIDEOS/descriptions.json if present.")] = None,
     workers: Annotated[int, typer.Option(help="Local dask worker processes (1 = in this process).")] = 1,
@@ -71,7 +73,10 @@ def extract(
     """
     from extract.fingerprint import content_sha256
     from extract.flow import resolve_backend
-    from extract.inputs import discover
+    from dataclasses import replace
+
+    from extract.inputs import apply_dataset, discover
+    from fgm_common.datasets import get_dataset
     from extract.runner import RunOptions, run_extract
     from fgm_common.config import ExtractConfig
     from fgm_common.store import StoreError
@@ -82,6 +87,10 @@ def extract(
         if descriptions is None and (videos / "descriptions.json").is_file():
             descriptions = videos / "descriptions.json"
         sentences = load_descriptions(descriptions)
+        if dataset:
+            adapter = get_dataset(dataset)
+            discovery = replace(discovery, items=apply_dataset(discovery.items, adapter))
+            sentences = {**adapter.descriptions, **sentences}
         config = ExtractConfig(
             sampling="fps" if fps > 0 else "uniform", num_frames=frames, fps=fps, clip_model=clip_model,
             pretrained=pretrained, random_seed=random_seed, tokens=tokens, flow_backend=resolve_backend(flow),

@@ -111,3 +111,29 @@ def discover(source: Path) -> Discovery:
     if source.is_file() and is_video_candidate(source):
         return Discovery([VideoItem(source.name, str(source), "")], [], source.parent)
     raise FileNotFoundError(f"{source} is neither a folder of videos nor a manifest (.txt/.lst/.csv/.tsv)")
+
+
+def apply_dataset(items: list[VideoItem], adapter) -> list[VideoItem]:
+    """Label items with a dataset adapter (fgm_common.datasets); every path must match its layout.
+
+    Raises LayoutError listing the first offending files and what the layout expects.
+    """
+    from dataclasses import replace
+
+    from fgm_common.datasets import LayoutError
+
+    out, bad = [], []
+    for item in items:
+        meta = {"label": item.label, "group": item.group, "view": item.view, "split": item.split}
+        try:
+            ann = adapter.annotate(item.key, meta)
+        except LayoutError as e:
+            bad.append(str(e))
+            continue
+        out.append(replace(item, label=ann.label, group=ann.group or item.group, view=ann.view or item.view,
+                           split=ann.split or item.split))
+    if bad:
+        shown = "\n  ".join(bad[:5]) + (f"\n  ... and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise LayoutError(f"{len(bad)} of {len(items)} videos do not match the {adapter.name!r} layout:\n  {shown}\n"
+                          "Point fgm-extract at the dataset as published, or use a manifest (CSV) instead.")
+    return out

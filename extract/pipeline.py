@@ -24,10 +24,23 @@ from extract.flow import FlowComputer, FlowParams
 from extract.inputs import VideoItem
 from extract.video import VideoError, fps_indices, open_source, uniform_indices
 from fgm_common.config import ExtractConfig
-from fgm_common.store import FeatureStore
+from fgm_common.store import FeatureStore, StoreError
 
 # Exceptions a bad video can raise anywhere in decoding or flow; anything else is a bug and propagates.
 VIDEO_FAILURES = (VideoError, cv2.error, OSError, ValueError, RuntimeError)
+
+
+def check_same_weights(store: FeatureStore, identity: dict) -> None:
+    """Refuse to add features made by other CLIP weights than the store's (e.g. a new open_clip
+    building different random weights for the same seed, or a replaced checkpoint file)."""
+    recorded = store.clip_identity
+    for key in ("weights_sha256", "file_sha256"):
+        if recorded.get(key) and identity.get(key) and recorded[key] != identity[key]:
+            raise StoreError(
+                f"the CLIP weights loaded now differ from those that made {store.url} ({key} "
+                f"{identity[key][:12]} vs {recorded[key][:12]}); features are never mixed. "
+                "Use the original weights, or write a new store with another --out."
+            )
 
 
 @dataclass
@@ -78,6 +91,7 @@ class Extractor:
         self.flow = FlowComputer(FlowParams(config.flow_backend, config.flow_compute_size,
                                             config.flow_grid, config.flow_hist_bins))
         self.store = FeatureStore.open(store_url, mode="a")
+        check_same_weights(self.store, self.clip.identity)
 
     # ---- producer side (runs in a thread) ---------------------------------------------------
     def _indices(self, n_frames: int, fps: float) -> np.ndarray:

@@ -40,7 +40,6 @@ class ExtractConfig:
 
     # Text prompts: the templates applied to each class name, plus per-class descriptions.
     templates: tuple[str, ...] = ("a video of a person {label}.",)
-    dataset: str = "folder"
 
     # Extra visual backbones written beside CLIP (issue: ablations), e.g. ("resnet50",).
     backbones: tuple[str, ...] = field(default_factory=tuple)

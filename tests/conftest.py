@@ -71,3 +71,22 @@ def run_extract_cli() -> Callable[..., Result]:
     """
     return _run_extract
 
+
+
+# The tiny store's sizes differ from every default (16 frames, 56 px grid), so a test can tell sizes
+# read from the store from constants.
+TINY_STORE_FRAMES = 6
+TINY_STORE_GRID = 16
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tiny_videos, tmp_path_factory) -> str:
+    """`tiny_videos` extracted once per session with patch tokens (6 frames, 16 x 16 flow grid, T-1 flow fields).
+
+    Read-only for tests: a test that changes a store extracts its own.
+    """
+    out = tmp_path_factory.mktemp("tiny_store") / "store"
+    result = _run_extract(tiny_videos, out, "--tokens", "--flow-grid", str(TINY_STORE_GRID),
+                          frames=TINY_STORE_FRAMES)
+    assert result.exit_code == 0, result.output
+    return str(out)

@@ -27,7 +27,8 @@ def _csv(text: str) -> tuple[str, ...]:
 
 @app.command(epilog=EPILOG)
 def train(
-    store: StoreArg,
+    # optional only so that --list-variants needs no store; a run without one is refused below
+    store: Annotated[Optional[str], typer.Argument(help=StoreArg.__metadata__[0].help, show_default=False)] = None,
     dataset: Annotated[str, typer.Option(help="How labels, actors, views and splits are read: folder, csv, or a "
                                               "named dataset adapter.")] = "folder",
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, metrics.json, report.md, confusion PNGs.")] = Path("runs/latest"),
@@ -59,6 +60,9 @@ def train(
         for name, fn in VARIANTS.items():
             console.print(f"{name:20s} {fn().description}")
         return
+    if store is None:
+        console.print("[red]error:[/red] missing STORE: the feature store written by `fgm-extract VIDEOS --out STORE`")
+        raise typer.Exit(2)
     try:
         seed_list = tuple(int(s) for s in _csv(seeds))
         exp = Experiment(

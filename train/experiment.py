@@ -67,6 +67,9 @@ def run_variant(exp: Experiment, fs: FeatureSet, store: FeatureStore, name: str,
 
                 def tick(epoch: int, rec: dict) -> None:
                     bar.update(task, completed=epoch, rate=f"loss {rec['total']:.3f} ce {rec['ce']:.3f}")
+                    if exp.quiet and (epoch % 10 == 0 or epoch == cfg.epochs):  # log lines instead of a bar
+                        terms = " ".join(f"{k} {v:.4f}" for k, v in rec.items() if k not in ("epoch", "lr"))
+                        console.print(f"{name} seed {seed} {fold.name} epoch {epoch}/{cfg.epochs} lr {rec['lr']:.2e} {terms}")
 
                 run = trainer.fit(resume=exp.resume, on_epoch_end=tick)
                 bar.update(task, completed=cfg.epochs)
@@ -96,7 +99,8 @@ def run_experiment(exp: Experiment) -> dict:
 
     store = FeatureStore.open(exp.store)
     dataset = get_dataset(exp.dataset)
-    fs = load_features(store, dataset, n_frames=exp.train.n_frames or None, tokens=_wants_tokens(store, exp))
+    fs = load_features(store, dataset, n_frames=exp.train.n_frames or None, tokens=_wants_tokens(store, exp),
+                       text_encoder=lambda sentences: _store_text_encoder(store)(sentences))
     console.print(f"features loaded from {exp.store}: {len(fs)} videos, {len(fs.classes)} classes, "
                   f"in {fs.load_seconds:.2f} s (no video decoded)")
     if fs.skipped:
@@ -133,6 +137,14 @@ def run_experiment(exp: Experiment) -> dict:
     report.write_report(summary, exp.out)
     report.print_table(summary)
     return summary
+
+
+def _store_text_encoder(store: FeatureStore):
+    """The store's own CLIP text tower, for class sentences the store lacks (loaded only when needed)."""
+    from train.clip_parts import load_store_clip
+
+    console.print("encoding class sentences missing from the store with the store's CLIP text tower")
+    return load_store_clip(store, device="cpu").encode_texts
 
 
 def _wants_tokens(store: FeatureStore, exp: Experiment) -> bool:

@@ -170,7 +170,7 @@ class Trainer:
                 wait += t_step - t_data
                 step += time.perf_counter() - t_step
                 for k, v in losses.items():
-                    sums[k] = sums.get(k, 0.0) + float(v)
+                    sums[k] = sums.get(k, 0.0) + float(v.detach())
                 n_batches += 1
             self.sched.step()
             self.epoch += 1
