@@ -55,6 +55,8 @@ def extract(
     template: Annotated[Optional[list[str]], typer.Option(help="Text template with {label}; repeat for several.")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="Label entries with a dataset adapter (kth, ucf-sports, ...; see "
                                                        "docs/datasets.md) and encode its class descriptions.")] = None,
+    annotations: Annotated[Optional[str], typer.Option(help="Annotation file/folder the dataset's publisher ships "
+                                                           "(FineGym split lists and categories, i3DPost codes).")] = None,
     descriptions: Annotated[Optional[Path], typer.Option(help="Per-class sentences: JSON {class: [...]} or 'class: "
                                                               "sentence' lines. Default: VIDEOS/descriptions.json if present.")] = None,
     workers: Annotated[int, typer.Option(help="Local dask worker processes (1 = in this process).")] = 1,
@@ -88,9 +90,12 @@ def extract(
             descriptions = videos / "descriptions.json"
         sentences = load_descriptions(descriptions)
         if dataset:
-            adapter = get_dataset(dataset)
-            discovery = replace(discovery, items=apply_dataset(discovery.items, adapter))
+            adapter = get_dataset(dataset, annotations)
+            items, excluded = apply_dataset(discovery.items, adapter)
+            discovery = replace(discovery, items=items)
             sentences = {**adapter.descriptions, **sentences}
+            if excluded:
+                console.print(f"{len(excluded)} clips left out by the {dataset} adapter by design (e.g. {excluded[0]})")
         config = ExtractConfig(
             sampling="fps" if fps > 0 else "uniform", num_frames=frames, fps=fps, clip_model=clip_model,
             pretrained=pretrained, random_seed=random_seed, tokens=tokens, flow_backend=resolve_backend(flow),

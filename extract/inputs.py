@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,29 +36,37 @@ class Discovery:
 
 
 def _is_frame_folder(d: Path) -> bool:
-    """A folder with at least two images and no subfolders reads as one video of frames."""
-    children = list(d.iterdir())
-    images = [c for c in children if c.is_file() and c.suffix.lower() in IMAGE_EXTS]
-    return len(images) >= 2 and not any(c.is_dir() for c in children)
+    """A folder with at least two images and no video file directly in it reads as one video of frames.
+
+    Its subfolders (e.g. UCF Sports' gt/ annotations) are not walked for videos. A folder that also
+    holds a video file is not a frame folder: the video is used.
+    """
+    children = [c for c in d.iterdir() if c.is_file()]
+    images = [c for c in children if c.suffix.lower() in IMAGE_EXTS]
+    return len(images) >= 2 and not any(is_video_candidate(c) for c in children)
 
 
 def discover_folder(root: Path) -> Discovery:
-    """Recursive walk: video files and frame folders; label = parent folder name (empty at top level)."""
+    """Recursive walk: video files and frame folders; label = parent folder name (empty at top level).
+
+    Each directory is looked at once; a frame folder's own files and subfolders are not walked.
+    """
     items, ignored = [], []
-    for path in sorted(root.rglob("*")):
-        if path.is_dir():
-            if _is_frame_folder(path):
-                rel = path.relative_to(root).as_posix()
-                items.append(VideoItem(rel, str(path), label=_parent_label(root, path)))
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames.sort()
+        if here != root and _is_frame_folder(here):
+            items.append(VideoItem(here.relative_to(root).as_posix(), str(here), label=_parent_label(root, here)))
+            dirnames.clear()
             continue
-        if path.parent != root and _is_frame_folder(path.parent):
-            continue  # a frame inside a frame folder
-        rel = path.relative_to(root).as_posix()
-        if is_video_candidate(path):
-            items.append(VideoItem(rel, str(path), label=_parent_label(root, path)))
-        elif not path.name.startswith(".") and path.suffix.lower() not in {".json", ".md"}:
-            ignored.append(rel)
-    return Discovery(items, ignored, root)
+        for name in sorted(filenames):
+            path = here / name
+            rel = path.relative_to(root).as_posix()
+            if is_video_candidate(path):
+                items.append(VideoItem(rel, str(path), label=_parent_label(root, path)))
+            elif not name.startswith(".") and path.suffix.lower() not in {".json", ".md"}:
+                ignored.append(rel)
+    return Discovery(sorted(items, key=lambda i: i.key), sorted(ignored), root)
 
 
 def _parent_label(root: Path, path: Path) -> str:
@@ -89,7 +98,7 @@ def read_manifest(manifest: Path) -> Discovery:
         path = Path(rel) if Path(rel).is_absolute() else root / rel
         start = float(row["start_ms"]) if row.get("start_ms") else None
         end = float(row["end_ms"]) if row.get("end_ms") else None
-        key = rel if start is None and end is None else f"{rel}#{start or 0:g}-{end if end is not None else 'end'}"
+        key = rel if start is None and end is None else f"{rel}#{_ms(start or 0)}-{_ms(end) if end is not None else 'end'}"
         items.append(
             VideoItem(key, str(path), row.get("label", "").strip(), row.get("group", "").strip(),
                       row.get("view", "").strip(), row.get("split", "").strip(), start, end)
@@ -99,6 +108,11 @@ def read_manifest(manifest: Path) -> Discovery:
         dup = sorted({k for k in keys if keys.count(k) > 1})[:5]
         raise ValueError(f"{manifest}: the same clip is listed twice: {dup}")
     return Discovery(items, [], root)
+
+
+def _ms(x: float) -> str:
+    """Milliseconds at full precision without trailing zeros: 2410080.0 -> '2410080', 12.5 -> '12.5'."""
+    return f"{x:.3f}".rstrip("0").rstrip(".")
 
 
 def discover(source: Path) -> Discovery:
@@ -113,20 +127,24 @@ def discover(source: Path) -> Discovery:
     raise FileNotFoundError(f"{source} is neither a folder of videos nor a manifest (.txt/.lst/.csv/.tsv)")
 
 
-def apply_dataset(items: list[VideoItem], adapter) -> list[VideoItem]:
-    """Label items with a dataset adapter (fgm_common.datasets); every path must match its layout.
+def apply_dataset(items: list[VideoItem], adapter) -> tuple[list[VideoItem], list[str]]:
+    """Label items with a dataset adapter (fgm_common.datasets) -> (labelled items, keys left out by design).
 
-    Raises LayoutError listing the first offending files and what the layout expects.
+    Every path must match the layout: raises LayoutError listing the first offending files and what
+    the layout expects.
     """
     from dataclasses import replace
 
-    from fgm_common.datasets import LayoutError
+    from fgm_common.datasets import Excluded, LayoutError
 
-    out, bad = [], []
+    out, bad, excluded = [], [], []
     for item in items:
         meta = {"label": item.label, "group": item.group, "view": item.view, "split": item.split}
         try:
             ann = adapter.annotate(item.key, meta)
+        except Excluded:  # fits the layout, left out by design (e.g. CASIA two-person clips)
+            excluded.append(item.key)
+            continue
         except LayoutError as e:
             bad.append(str(e))
             continue
@@ -136,4 +154,4 @@ def apply_dataset(items: list[VideoItem], adapter) -> list[VideoItem]:
         shown = "\n  ".join(bad[:5]) + (f"\n  ... and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise LayoutError(f"{len(bad)} of {len(items)} videos do not match the {adapter.name!r} layout:\n  {shown}\n"
                           "Point fgm-extract at the dataset as published, or use a manifest (CSV) instead.")
-    return out
+    return out, excluded

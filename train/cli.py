@@ -34,8 +34,11 @@ def train(
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, metrics.json, report.md, confusion PNGs.")] = Path("runs/latest"),
     variants: Annotated[str, typer.Option(help="Comma-separated registered variants (see --list-variants).")] = "full",
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds; several give mean ± std.")] = "0",
-    split: Annotated[str, typer.Option(help="auto (grouped 70/30 when actors are known, else stratified 70/30), "
+    split: Annotated[str, typer.Option(help="auto (the dataset's own protocol, e.g. KTH's person split; else grouped "
+                                            "70/30 when actors are known, else the paper's stratified 70/30), "
                                             "stratified, group, kfold, logo, official, cross-view.")] = "auto",
+    annotations: Annotated[Optional[str], typer.Option(help="Annotation files the dataset's publisher ships "
+                                                           "(FineGym split lists and categories, i3DPost codes).")] = None,
     val_fraction: Annotated[float, typer.Option(help="Validation share for 70/30-style splits.")] = 0.3,
     folds: Annotated[int, typer.Option(help="Folds for --split kfold.")] = 5,
     val_view: Annotated[str, typer.Option(help="Camera held out for --split cross-view (default: each in turn).")] = "",
@@ -66,7 +69,7 @@ def train(
     try:
         seed_list = tuple(int(s) for s in _csv(seeds))
         exp = Experiment(
-            store=store, dataset=dataset, out=out, resume=resume, quiet=quiet, seeds=seed_list,
+            store=store, dataset=dataset, out=out, resume=resume, quiet=quiet, seeds=seed_list, annotations=annotations,
             variants=_csv(variants),
             train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed_list[0], device=device,
                               n_frames=frames, hidden=hidden),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ class Experiment:
     out: Path = Path("runs/latest")
     resume: bool = False
     quiet: bool = False
+    annotations: str | None = None  # the dataset publisher's annotation files, for adapters that take them
 
 
 def _clip_parts(store: FeatureStore, fs: FeatureSet, variants: list, device: str):
@@ -98,7 +99,10 @@ def run_experiment(exp: Experiment) -> dict:
     from train import report
 
     store = FeatureStore.open(exp.store)
-    dataset = get_dataset(exp.dataset)
+    dataset = get_dataset(exp.dataset, exp.annotations)
+    if exp.split.protocol == "auto" and getattr(dataset, "protocol", "auto") != "auto":
+        exp = replace(exp, split=replace(exp.split, protocol=dataset.protocol))  # the dataset's own protocol
+    console.print(f"split protocol: {exp.split.protocol}")
     fs = load_features(store, dataset, n_frames=exp.train.n_frames or None, tokens=_wants_tokens(store, exp),
                        text_encoder=lambda sentences: _store_text_encoder(store)(sentences))
     console.print(f"features loaded from {exp.store}: {len(fs)} videos, {len(fs.classes)} classes, "
@@ -114,13 +118,17 @@ def run_experiment(exp: Experiment) -> dict:
     variants = [get_variant(v) for v in exp.variants]
     clip_parts = _clip_parts(store, fs, variants, exp.train.device)
     results = {}
+    settings = _settings(exp)
     for name in exp.variants:
         done = exp.out / name / "result.json"
-        if exp.resume and done.exists():
+        # a finished result is reused only for the same settings; otherwise the per-fold checkpoints
+        # decide (resume exactly, or refuse changed settings) instead of reporting stale figures
+        if exp.resume and done.exists() and json.loads(done.read_text()).get("settings") == settings:
             console.print(f"{name}: finished in an earlier run, loaded from {done}")
             results[name] = json.loads(done.read_text())
             continue
-        results[name] = json.loads(json.dumps(run_variant(exp, fs, store, name, clip_parts), default=float))
+        result = {**run_variant(exp, fs, store, name, clip_parts), "settings": settings}
+        results[name] = json.loads(json.dumps(result, default=float))
         done.parent.mkdir(parents=True, exist_ok=True)
         done.write_text(json.dumps(results[name], indent=1))
     from train.costs import backbone_costs
@@ -145,6 +153,12 @@ def _store_text_encoder(store: FeatureStore):
 
     console.print("encoding class sentences missing from the store with the store's CLIP text tower")
     return load_store_clip(store, device="cpu").encode_texts
+
+
+def _settings(exp: Experiment) -> dict:
+    """What a variant's result depends on besides the store, JSON-safe: checked before reusing result.json."""
+    return json.loads(json.dumps({"dataset": exp.dataset, "train": exp.train.to_dict(),
+                                  "split": exp.split.__dict__, "seeds": list(exp.seeds)}))
 
 
 def _wants_tokens(store: FeatureStore, exp: Experiment) -> bool:

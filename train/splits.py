@@ -41,7 +41,8 @@ def _stratified(labels, groups, splits, views, spec):
     try:
         tr, va = train_test_split(idx, test_size=spec.val_fraction, stratify=labels, random_state=spec.seed)
     except ValueError as e:
-        raise ValueError(f"stratified split impossible ({e}); every class needs at least 2 videos") from e
+        raise ValueError(f"stratified split impossible ({e}); every class needs at least 2 videos, and the "
+                         "validation share at least one video per class (raise --val-fraction)") from e
     return [Fold("stratified", np.sort(tr), np.sort(va))]
 
 
@@ -74,9 +75,13 @@ def _logo(labels, groups, splits, views, spec):
 
 
 def _official(labels, groups, splits, views, spec):
+    """The publisher's lists. With a test list: train on train+val, validate on test (KTH's protocol);
+    without one: train on train, validate on val."""
     splits = np.asarray(splits)
-    tr = np.flatnonzero(splits == "train")
-    va = np.flatnonzero(np.isin(splits, ("val", "test", "validation")))
+    if (splits == "test").any():
+        tr, va = np.flatnonzero(np.isin(splits, ("train", "val", "validation"))), np.flatnonzero(splits == "test")
+    else:
+        tr, va = np.flatnonzero(splits == "train"), np.flatnonzero(np.isin(splits, ("val", "validation")))
     if not len(tr) or not len(va):
         raise ValueError("this dataset has no official train and val/test lists for these videos; use --split auto")
     return [Fold("official", tr, va)]

@@ -11,5 +11,6 @@ from fgm_common.datasets.base import DATASETS, Annotation, DatasetAdapter, Layou
 from fgm_common.datasets import generic  # noqa: F401  (registers folder and csv)
 # The paper's datasets and the test sets; each module registers its adapter(s) on import.
 from fgm_common.datasets import casia, finegym, i3dpost, kth, multiview, ucf_sports, ud810, weizmann  # noqa: F401
+from fgm_common.datasets.naming import Excluded
 
-__all__ = ["DATASETS", "Annotation", "DatasetAdapter", "LayoutError", "get_dataset", "register"]
+__all__ = ["DATASETS", "Annotation", "DatasetAdapter", "Excluded", "LayoutError", "get_dataset", "register"]

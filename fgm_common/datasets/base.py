@@ -42,7 +42,13 @@ def register(name: str):
     return wrap
 
 
-def get_dataset(name: str) -> DatasetAdapter:
+def get_dataset(name: str, annotations: str | None = None) -> DatasetAdapter:
+    """The adapter `name`; `annotations` (a file or folder the publisher ships) for the adapters that take one."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
-    return DATASETS[name]()
+    if annotations is None:
+        return DATASETS[name]()
+    try:
+        return DATASETS[name](annotations=annotations)
+    except TypeError as e:
+        raise ValueError(f"dataset {name!r} takes no annotation files; drop --annotations") from e

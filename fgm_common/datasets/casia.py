@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from fgm_common.datasets.base import Annotation, register
-from fgm_common.datasets.naming import components, fail, stem
+from fgm_common.datasets.naming import components, excluded, fail, stem
 
 # a view name with everything but letters removed -> view; 'top_down', 'Top Down View' read as topdown
 VIEWS = {"angle": "angle", "horizontal": "horizontal", "topdown": "topdown", "top": "topdown"}
@@ -86,8 +86,8 @@ class CASIADataset:
         action = m["action"].lower()
         if len(persons) > 1:
             if not self.interactions:
-                raise fail(key, "a single-person clip; two-person interactions are left out "
-                                "(construct the adapter with interactions=True to keep them)")
+                raise excluded(key, "a two-person interaction (construct the adapter with interactions=True "
+                                    "to keep them)")
             return Annotation(action, group="".join(persons), view=view)
         if action not in SINGLE:
             raise fail(key, f"a single-person action token one of {sorted(SINGLE)}")

@@ -32,6 +32,16 @@ def stem(key: str) -> str:
     return _EXTENSION.sub("", parts[-1]) if parts else ""
 
 
+class Excluded(LayoutError):
+    """A clip that fits the published layout but that the adapter leaves out by design (CASIA two-person
+    clips, FineGym elements outside the chosen set). Callers that must label every clip may skip these."""
+
+
 def fail(key: str, expected: str) -> LayoutError:
     """The error every adapter raises: names the file and what its layout should have been."""
     return LayoutError(f"{key}: expected {expected}")
+
+
+def excluded(key: str, why: str) -> Excluded:
+    """The error for a clip left out on purpose: names the file and why."""
+    return Excluded(f"{key}: left out, {why}")

@@ -1,4 +1,4 @@
-"""ud810 problem set 7 (Udacity Intro to Computer Vision): `PS7A{action}P{person}T{trial}.avi`, 3 actions x 3 persons x 3 trials.
+"""ud810 problem set 7 (Udacity Intro to Computer Vision): `PS7A{action}P{person}T{trial}.avi`, 3 x 3 x 3 clips.
 
 The course numbers the actions A1-A3; the names below describe what the clips show (A1 and A3 end in the
 same pose and differ only in the arm trajectory). With 3 persons the protocol is leave-one-person-out.

@@ -107,3 +107,48 @@ def test_duplicate_rows_are_an_error(tmp_path, text, dup):
     with pytest.raises(ValueError, match="listed twice") as e:
         discover(manifest)
     assert dup in str(e.value)
+
+
+def test_frame_folder_with_annotation_subfolder_and_video_folders(tmp_path):
+    """UCF Sports style: a clip folder of JPEG frames with a gt/ subfolder is one video; a folder
+    that also holds a video file is read through that video (its images are thumbnails or copies)."""
+    import cv2
+    import numpy as np
+
+    from extract.inputs import discover_folder
+
+    frames = tmp_path / "Diving-Side" / "001"
+    (frames / "gt").mkdir(parents=True)
+    for i in range(3):
+        cv2.imwrite(str(frames / f"{i:04d}.jpg"), np.zeros((8, 8, 3), np.uint8))
+    (frames / "gt" / "0000.tif.txt").write_text("1 2 3 4")
+    both = tmp_path / "Diving-Side" / "002"
+    both.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(both / f"{i:04d}.jpg"), np.zeros((8, 8, 3), np.uint8))
+    (both / "clip.avi").write_bytes(b"")
+    found = discover_folder(tmp_path)
+    assert [i.key for i in found.items] == ["Diving-Side/001", "Diving-Side/002/clip.avi"]
+    assert [i.label for i in found.items] == ["Diving-Side", "002"]
+    assert not any(k.startswith("Diving-Side/001/") for k in found.ignored)
+
+
+def test_apply_dataset_skips_excluded_and_names_bad_paths():
+    from extract.inputs import VideoItem, apply_dataset
+    from fgm_common.datasets import Annotation, Excluded, LayoutError
+
+    class Fake:
+        name = "fake"
+
+        def annotate(self, key, meta):
+            if key.startswith("pair/"):
+                raise Excluded(f"{key}: a two-person clip")
+            if key.startswith("bad/"):
+                raise LayoutError(f"{key}: expected <class>/<clip>")
+            return Annotation(key.split("/")[0], group="p1")
+
+    items = [VideoItem("walk/a.avi", "/x/a.avi"), VideoItem("pair/b.avi", "/x/b.avi")]
+    labelled, excluded = apply_dataset(items, Fake())
+    assert [(i.label, i.group) for i in labelled] == [("walk", "p1")] and excluded == ["pair/b.avi"]
+    with pytest.raises(LayoutError, match="bad/c.avi: expected <class>/<clip>"):
+        apply_dataset(items + [VideoItem("bad/c.avi", "/x/c.avi")], Fake())

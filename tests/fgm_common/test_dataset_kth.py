@@ -44,8 +44,9 @@ def test_official_split_is_the_papers_person_split(tree):
     assert persons["test"] == {22, 2, 3, 5, 6, 7, 8, 9, 10}
     fold, = make_folds(SplitSpec(protocol=kth.protocol), [a.label for a in anns], [a.group for a in anns],
                        [a.split for a in anns])
-    assert len(fold.train) == 8 * 24 - 1  # person13 misses one clip
-    assert len(fold.train) + len(fold.val) == 599
+    # KTH's protocol: train on the train and val persons (16), test on the 9 test persons
+    assert len(fold.train) == 16 * 24 - 1  # person13 misses one clip
+    assert {anns[i].split for i in fold.val} == {"test"} and len(fold.val) == 9 * 24
 
 
 def test_sub_clip_and_other_extension_keep_the_label():

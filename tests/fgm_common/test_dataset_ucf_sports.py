@@ -31,15 +31,15 @@ def _publish(tree):
 def test_published_tree_gives_the_ten_actions(tree, pointed_at):
     _publish(tree)
     keys = tree.keys(pointed_at)
-    assert len(keys) == 150  # one key per clip: the frame folder, or the .avi where gt/ makes it no frame folder
+    assert len(keys) == 150  # one key per clip: a folder holding a video file is read through that video
     ucf = get_dataset("ucf-sports")
     anns = {k: ucf.annotate(k, {}) for k in keys}
     assert Counter(a.label for a in anns.values()) == ACTION_CLIPS
     assert set(ucf.descriptions) == set(ACTION_CLIPS)
     prefix = "ucf action/" if pointed_at == "ucf_sports_actions" else ""
-    assert anns[f"{prefix}Golf-Swing-Back/001"] == Annotation("golf_swing", view="back")
+    assert anns[f"{prefix}Golf-Swing-Back/001/4001-1_70001.avi"] == Annotation("golf_swing", view="back")
     assert anns[f"{prefix}Kicking-Side/003/4003-1_70003.avi"] == Annotation("kicking", view="side")
-    assert anns[f"{prefix}Lifting/002"] == Annotation("lifting")
+    assert anns[f"{prefix}Lifting/002/4002-1_70002.avi"] == Annotation("lifting")
     assert all(a.group == "" and a.split == "" for a in anns.values())
 
 

@@ -33,12 +33,12 @@ def flat(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def trained(tiny_videos, run_extract_cli, tmp_path_factory) -> SimpleNamespace:
-    """The full variant trained for 2 epochs on a store with tokens: token tail and text context both present."""
+    """The full variant trained for 1 epoch on a store with tokens: token tail and text context both present."""
     root = tmp_path_factory.mktemp("predict")
     store = root / "store"
     res = run_extract_cli(tiny_videos, store, "--tokens", frames=FRAMES)
     assert res.exit_code == 0, res.output
-    exp = Experiment(store=str(store), train=TrainConfig(epochs=2, hidden=32, motion_dim=32, device="cpu"),
+    exp = Experiment(store=str(store), train=TrainConfig(epochs=1, hidden=32, motion_dim=32, device="cpu"),
                      split=SplitSpec(val_fraction=0.5), out=root / "run", quiet=True)
     run_experiment(exp)
     ckpt = next((root / "run").rglob("checkpoint.pt"))

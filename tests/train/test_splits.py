@@ -51,6 +51,13 @@ def test_stratified_refuses_a_class_with_one_video():
         _split("stratified", labels=labels)
 
 
+def test_stratified_refuses_a_validation_share_smaller_than_the_classes():
+    labels = np.repeat([0, 1, 2], 2)  # 30% of 6 is 2 validation videos for 3 classes
+    with pytest.raises(ValueError, match="val-fraction"):
+        _split("stratified", labels=labels)
+    assert np.bincount(labels[_split("stratified", labels=labels, val_fraction=0.5)[0].val]).tolist() == [1, 1, 1]
+
+
 def test_group_split_never_shares_a_group():
     for seed in range(5):
         (fold,) = _split("group", groups=GROUPS, seed=seed)

@@ -89,10 +89,26 @@ def test_resume_after_a_finished_run_reruns_nothing(main_run):
     assert json.loads((out / "metrics.json").read_text())["variants"] == first
 
 
-def test_seeds_give_mean_and_std(tiny_store, tmp_path):
-    out = tmp_path / "run"
-    result = fgm_train(tiny_store, "--epochs", "1", "--variants", "no_adapter", "--seeds", "0,1", "--out", out, *TINY)
+def test_resume_with_other_settings_is_refused(main_run):
+    result, out, args = main_run
     assert result.exit_code == 0, result.output
+    before = mtimes(out)
+    again = fgm_train(*args, "--epochs", "3", "--resume")  # the last --epochs wins
+    assert again.exit_code == 2
+    assert "other settings" in flat(again.output)  # not the 2-epoch figures reported as 3-epoch ones
+    assert mtimes(out) == before
+
+
+def test_seeds_give_mean_and_std_and_resume_adds_a_seed(tiny_store, tmp_path):
+    out = tmp_path / "run"
+    args = (tiny_store, "--epochs", "1", "--variants", "no_adapter", "--out", out, *TINY)
+    assert fgm_train(*args, "--seeds", "0").exit_code == 0
+    seed0 = out / "no_adapter" / "seed0" / "stratified" / "checkpoint.pt"
+    before = seed0.stat().st_mtime_ns
+    result = fgm_train(*args, "--seeds", "0,1", "--resume")
+    assert result.exit_code == 0, result.output
+    assert seed0.stat().st_mtime_ns == before  # seed 0 was finished: not trained again
+    assert (out / "no_adapter" / "seed1" / "stratified" / "checkpoint.pt").is_file()
     res = json.loads((out / "metrics.json").read_text())["variants"]["no_adapter"]
     assert sorted(res["per_seed"]) == ["0", "1"]
     assert sorted(res["history"]) == ["seed0/stratified", "seed1/stratified"]
@@ -100,7 +116,6 @@ def test_seeds_give_mean_and_std(tiny_store, tmp_path):
         values = [res["per_seed"][s][key] for s in ("0", "1")]
         assert res["mean"][key] == pytest.approx(statistics.mean(values))
         assert res["std"][key] == pytest.approx(statistics.stdev(values))
-    assert (out / "no_adapter" / "seed1" / "stratified" / "checkpoint.pt").is_file()
 
 
 @pytest.mark.parametrize("what", ["missing", "not_a_store"])
