@@ -114,13 +114,20 @@ def test_kfold_covers_every_index_once(groups):
             assert np.bincount(LABELS[f.val]).tolist() == [2, 2, 2]
 
 
-def test_official_uses_the_split_column():
+def test_official_with_a_test_list_trains_on_train_and_val():
     splits = np.array(["train", "val", "test", "train", "", "validation"] * 5)
     (fold,) = _split("official", splits=splits)
     assert fold.name == "official"
-    assert fold.train.tolist() == np.flatnonzero(splits == "train").tolist()
-    assert fold.val.tolist() == np.flatnonzero(np.isin(splits, ["val", "test", "validation"])).tolist()
+    assert fold.train.tolist() == np.flatnonzero(np.isin(splits, ["train", "val", "validation"])).tolist()
+    assert fold.val.tolist() == np.flatnonzero(splits == "test").tolist()
     assert 4 not in fold.train and 4 not in fold.val  # an unlisted video is in neither
+
+
+def test_official_without_a_test_list_validates_on_val():
+    splits = np.array(["train", "val", "train", "validation", ""] * 6)
+    (fold,) = _split("official", splits=splits)
+    assert fold.train.tolist() == np.flatnonzero(splits == "train").tolist()
+    assert fold.val.tolist() == np.flatnonzero(np.isin(splits, ["val", "validation"])).tolist()
 
 
 @pytest.mark.parametrize("splits", [None, ["train"] * 30])

@@ -12,7 +12,7 @@ from fgm_common.datasets import get_dataset
 from fgm_common.store import FeatureStore
 from train.clip_parts import ClipParts, load_store_clip
 from train.data import load_features
-from train.losses import compute_losses
+from train.losses import PriorState, compute_losses
 from train.model import ModelConfig
 from train.splits import Fold, SplitSpec, make_folds
 from train.trainer import TrainConfig, Trainer, new_model, predict_logits
@@ -170,9 +170,6 @@ def test_every_variant_runs_forward_and_backward(name, fs, fold, parts):
     # clip_parts builds the CLIP-side parts exactly when the variant asks for them and the store allows
     assert (model.token_tail is not None) == (variant.token_adapters and mcfg.use_adapter)
     assert (model.prompt_learner is not None) == (variant.prompt_ctx > 0 and mcfg.classifier == "text")
-
-    from train.losses import PriorState
-
     state = PriorState.from_config(mcfg).train()
     batch = fs.batch(fold.train)
     out = model(batch)
