@@ -45,13 +45,13 @@ def head_costs(model: torch.nn.Module, fs: FeatureSet, idx: np.ndarray, device: 
     """Trainable head: params, GFLOPs per video, and inference ms per video at batch 1 (mean after one warm-up)."""
     trainable, total = count_params(model)
     model.eval()
-    one = {k: v.to(device) for k, v in fs.batch(idx[:1]).items()}
+    one = fs.batch(idx[:1], device)
     gflops = flops(model, one)
     times = []
     with torch.no_grad():
         model(one)
         for i in idx[:max_videos]:
-            batch = {k: v.to(device) for k, v in fs.batch(np.array([i])).items()}
+            batch = fs.batch(np.array([i]), device)
             t0 = time.perf_counter()
             model(batch)
             if device.type == "cuda":

@@ -42,12 +42,15 @@ class FeatureSet:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def batch(self, idx: np.ndarray | torch.Tensor) -> dict[str, torch.Tensor]:
-        """Gather a batch by dataset indices: every tensor (B, ...) plus label and index."""
+    def batch(self, idx: np.ndarray | torch.Tensor, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+        """Gather a batch by dataset indices onto `device`: every tensor (B, ...) float32, plus label and index.
+
+        Half-precision features travel as stored and are cast on the device (half the bytes to copy).
+        """
         idx = torch.as_tensor(idx, dtype=torch.long)
-        out = {k: v[idx].float() for k, v in self.tensors.items()}
-        out["label"] = torch.as_tensor(self.labels)[idx]
-        out["index"] = idx
+        out = {k: v[idx].to(device, non_blocking=True).float() for k, v in self.tensors.items()}
+        out["label"] = torch.as_tensor(self.labels)[idx].to(device)
+        out["index"] = idx.to(device)
         return out
 
     @property

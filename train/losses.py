@@ -154,8 +154,9 @@ def _motion(out, batch, state, cfg):
 
 
 def _context(out, batch, state, cfg):
-    if out.get("scene_p") is None:
-        return out["logits"].new_zeros(())  # model built without context: nothing to compare
+    if out.get("scene_p") is None or not out["scene_p"].requires_grad:
+        # no context, or frozen features upstream (no adapter): the KL would be a constant
+        return out["logits"].new_zeros(())
     return context_loss(out["scene_p"], batch["label"], out["scene_q"])
 
 

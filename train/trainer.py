@@ -81,6 +81,10 @@ class Trainer:
         self.epoch = 0
         self.history: list[dict] = []
         self.train_seconds = 0.0
+        # h of every training video from its latest training step, for the per-epoch k-means (Eq. 13)
+        self.row = {int(i): r for r, i in enumerate(fold.train)}
+        self.h_bank = torch.zeros(len(fold.train), model.cfg.hidden)  # (Ntr, H)
+        self.h_seen = torch.zeros(len(fold.train), dtype=torch.bool)
 
     # ---- checkpointing ---------------------------------------------------------------------
     def save(self, done: bool = False) -> None:
@@ -93,6 +97,7 @@ class Trainer:
             "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "shuffle": self.gen.get_state()},
             "history": json.loads(json.dumps(self.history)), "train_seconds": self.train_seconds,
+            "h_bank": self.h_bank, "h_seen": self.h_seen,
             **self.extra,
         }
         self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
@@ -116,31 +121,24 @@ class Trainer:
         torch.set_rng_state(ckpt["rng"]["torch"].cpu())
         self.gen.set_state(ckpt["rng"]["shuffle"].cpu())
         self.epoch, self.history, self.train_seconds = ckpt["epoch"], ckpt["history"], ckpt["train_seconds"]
+        self.h_bank, self.h_seen = ckpt["h_bank"].cpu(), ckpt["h_seen"].cpu()
         return bool(ckpt["done"])
 
     # ---- training --------------------------------------------------------------------------
-    @torch.no_grad()
-    def embed(self, idx: np.ndarray, key: str = "h", batch_size: int = 64) -> torch.Tensor:
-        """Model outputs `key` for dataset indices, in eval mode: (N, ...)."""
-        was = self.model.training
-        self.model.eval()
-        out = [self.model(self._to_device(self.fs.batch(idx[i : i + batch_size])))[key].cpu()
-               for i in range(0, len(idx), batch_size)]
-        self.model.train(was)
-        return torch.cat(out)
-
     def refresh_clusters(self) -> None:
-        """Eq. 13: k-means over the training set's h, once per epoch (training indices only)."""
+        """Eq. 13: k-means over the training videos' h, once per epoch.
+
+        The h are those of the previous epoch's own training steps (kept in `h_bank`), so clustering
+        costs no extra pass over the data; before the first epoch has run there are no clusters and
+        the cluster loss is 0. Training videos only.
+        """
         cfg = self.model.cfg
-        if cfg.w_cluster == 0:
+        if cfg.w_cluster == 0 or not bool(self.h_seen.all()):
             return
-        h = torch.nn.functional.normalize(self.embed(self.fold.train), dim=-1).numpy()  # (Ntr, H)
+        h = torch.nn.functional.normalize(self.h_bank, dim=-1).numpy()  # (Ntr, H)
         k = min(cfg.n_clusters, len(h))
         km = KMeans(n_clusters=k, n_init=3, random_state=self.cfg.seed + self.epoch).fit(h)
         self.state.set_clusters({int(i): int(c) for i, c in zip(self.fold.train, km.labels_)})
-
-    def _to_device(self, batch: dict) -> dict:
-        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
     def fit(self, resume: bool = False, on_epoch_end: Callable[[int, dict], None] | None = None) -> FoldRun:
         """Train to cfg.epochs (continuing from the checkpoint when resume), saving after every epoch."""
@@ -157,7 +155,7 @@ class Trainer:
             order = train_idx[torch.randperm(len(train_idx), generator=self.gen)]
             for i in range(0, len(order), self.cfg.batch_size):
                 t_data = time.perf_counter()
-                batch = self._to_device(self.fs.batch(order[i : i + self.cfg.batch_size]))
+                batch = self.fs.batch(order[i : i + self.cfg.batch_size], self.device)
                 t_step = time.perf_counter()
                 out = self.model(batch)
                 losses = compute_losses(out, batch, self.state, self.model.cfg)
@@ -165,6 +163,9 @@ class Trainer:
                 losses["total"].backward()
                 self.opt.step()
                 self.state.update(out, batch)
+                rows = [self.row[int(i)] for i in batch["index"]]
+                self.h_bank[rows] = out["h"].detach().float().cpu()
+                self.h_seen[rows] = True
                 if self.device.type == "cuda":
                     torch.cuda.synchronize()
                 wait += t_step - t_data
@@ -192,7 +193,7 @@ def predict_logits(model: FGMCLIP, fs: FeatureSet, idx: np.ndarray, device: torc
     model.eval()
     out = []
     for i in range(0, len(idx), batch_size):
-        batch = {k: v.to(device) for k, v in fs.batch(idx[i : i + batch_size]).items()}
+        batch = fs.batch(idx[i : i + batch_size], device)
         out.append(model(batch)["logits"].float().cpu())
     return torch.cat(out).numpy()
 

@@ -147,13 +147,13 @@ def test_validation_videos_are_never_read_during_fit(fs, fold, tmp_path, monkeyp
     seen = []
     batch = fs.batch
 
-    def recording(idx):
+    def recording(idx, device=None):
         seen.extend(torch.as_tensor(idx).tolist())
-        return batch(idx)
+        return batch(idx, device)
 
     monkeypatch.setattr(fs, "batch", recording)
-    run = trainer(fs, fold, None, tmp_path / "c.pt", epochs=2).fit()  # k-means embeds every epoch too
-    assert run.model.cfg.w_cluster > 0
+    run = trainer(fs, fold, None, tmp_path / "c.pt", epochs=3).fit()
+    assert run.model.cfg.w_cluster > 0 and run.state.cluster_of.numel()  # k-means ran, on training h only
     assert set(seen) == set(fold.train.tolist())  # every training video, nothing else
     assert not set(seen) & set(fold.val.tolist())
 
