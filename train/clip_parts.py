@@ -1,4 +1,4 @@
-"""Rebuild the store's own CLIP towers for the full model's adapters and learnable text context."""
+"""Rebuild the store's own CLIP towers for the full model's adapters, learnable text context and text tokens."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import torch
 
 from fgm_common.console import console
 from fgm_common.store import FeatureStore
-from train.adapter import TextPromptLearner, TokenTailWithAdapters
+from train.adapter import TEXT_POOLS, TextPromptLearner, TokenTailWithAdapters
 
 
 def load_store_clip(store: FeatureStore, device: str = "cpu", cache_dir: str | None = None):
@@ -26,6 +26,45 @@ def load_store_clip(store: FeatureStore, device: str = "cpu", cache_dir: str | N
     return clip
 
 
+def encode_text_tokens(clip_model, token_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token outputs of the frozen text tower: ids (S, L) -> features (S, L, D) f32, mask (S, L) bool.
+
+    Every position goes through `ln_final` and the text projection, as `encode_text` does for the
+    pooled (end-of-text) token only, so all tokens live in the joint image-text space; the feature at
+    the end-of-text position therefore equals `encode_text` exactly (checked here). `mask` is True
+    from the start token to the end-of-text token inclusive. No gradient: the tower is frozen.
+    """
+    if not hasattr(clip_model, "ln_final") or clip_model.text_pool_type not in TEXT_POOLS:
+        raise ValueError("text-token features need an open_clip CLIP text tower pooled at the end-of-text "
+                         f"token (text_pool_type in {sorted(TEXT_POOLS)}); use a classifier other than "
+                         "token_interaction with this model")
+    ids = token_ids.to(clip_model.positional_embedding.device)  # (S, L)
+    captured: list[torch.Tensor] = []
+    # A hook on ln_final reads the full sequence from open_clip's own encode_text: no copy of its forward.
+    handle = clip_model.ln_final.register_forward_hook(lambda _m, _a, out: captured.append(out))
+    try:
+        with torch.no_grad():
+            pooled = clip_model.encode_text(ids)  # (S, D)
+    finally:
+        handle.remove()
+    x = captured[0]  # (S, L, W) after ln_final
+    proj = clip_model.text_projection
+    with torch.no_grad():
+        if isinstance(proj, torch.nn.Module):
+            feats = proj(x)
+        elif proj is not None:
+            feats = x @ proj  # (S, L, D)
+        else:
+            feats = x
+    eot = TEXT_POOLS[clip_model.text_pool_type](ids, getattr(clip_model, "text_eos_id", None))  # (S,)
+    rows = torch.arange(ids.shape[0], device=ids.device)
+    if not torch.allclose(feats[rows, eot], pooled, atol=1e-5, rtol=1e-4):
+        raise RuntimeError("per-token text features disagree with encode_text at the end-of-text token; "
+                           "this open_clip version pools text differently, report it")
+    mask = torch.arange(ids.shape[1], device=ids.device)[None, :] <= eot[:, None]  # (S, L)
+    return feats.float().cpu().clone(), mask.cpu()
+
+
 class ClipParts:
     """Callable (variant, model_config) -> (token tail or None, prompt learner or None) for new_model."""
 
@@ -38,7 +77,22 @@ class ClipParts:
                 sentences.append(s)
                 owner.append(c)
         self.token_ids = clip.tokenizer(sentences).cpu()  # (S, L)
-        self.class_of = torch.tensor(owner)
+        self.class_of = torch.tensor(owner)  # (S,) class index of each sentence
+        self._text_tokens: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def text_tokens(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frozen per-token features of every class sentence (S, L, D) and their mask (S, L); computed once.
+
+        Rows follow `class_of` (sentences of class 0 first). See `encode_text_tokens`.
+        """
+        if self._text_tokens is None:
+            self._text_tokens = encode_text_tokens(self.clip.model, self.token_ids)
+        return self._text_tokens
+
+    def interaction_inputs(self) -> dict[str, torch.Tensor]:
+        """Keyword arguments of `classifier.TokenInteractionClassifier` besides (hidden, class_text)."""
+        feats, mask = self.text_tokens()
+        return {"text_tokens": feats, "text_mask": mask, "class_of": self.class_of}
 
     def _prompt(self, n_ctx: int):
         """A prompt learner over the sentences short enough to take n_ctx context vectors; None if a class has none."""

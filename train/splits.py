@@ -121,3 +121,21 @@ def make_folds(spec: SplitSpec, labels, groups=None, splits=None, views=None) ->
         if _has_groups(groups) and set(groups[f.train]) & set(groups[f.val]) and spec.protocol in ("group", "logo", "auto"):
             raise AssertionError(f"fold {f.name}: a group is in both train and val")
     return folds
+
+
+def few_shot(fold: Fold, labels, shots: int, seed: int) -> Fold:
+    """Keep `shots` training videos per class (seeded); validation unchanged. Fewer if a class has fewer."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    keep = [rng.permutation(fold.train[labels[fold.train] == c])[:shots] for c in np.unique(labels[fold.train])]
+    return Fold(f"{fold.name}-{shots}shot", np.sort(np.concatenate(keep)), fold.val)
+
+
+def unseen_classes(fold: Fold, labels, unseen: list[int]) -> Fold:
+    """Zero-shot protocol: train on the other classes' training videos, validate on the unseen classes' videos."""
+    labels = np.asarray(labels)
+    held = np.isin(labels, unseen)
+    train, val = fold.train[~held[fold.train]], fold.val[held[fold.val]]
+    if not len(val):
+        raise ValueError("no validation video of the held-out classes in this fold")
+    return Fold(f"{fold.name}-unseen", train, val)

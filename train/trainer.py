@@ -67,8 +67,11 @@ class Trainer:
     """Fits `model` on `fold.train` of `fs`; never reads `fold.val` (evaluation is separate)."""
 
     def __init__(self, fs: FeatureSet, fold: Fold, cfg: TrainConfig, model: FGMCLIP, checkpoint: Path,
-                 extra: dict | None = None):
+                 extra: dict | None = None, train_classes: list[int] | None = None):
         self.fs, self.fold, self.cfg = fs, fold, cfg
+        # Zero-shot protocol: the loss only ever sees the training classes' logits.
+        self.class_mask = None if train_classes is None else torch.isin(
+            torch.arange(len(fs.classes)), torch.as_tensor(train_classes))
         self.device = _device(cfg.device)
         self.model = model.to(self.device)
         self.state = PriorState.from_config(model.cfg).to(self.device)
@@ -158,6 +161,8 @@ class Trainer:
                 batch = self.fs.batch(order[i : i + self.cfg.batch_size], self.device)
                 t_step = time.perf_counter()
                 out = self.model(batch)
+                if self.class_mask is not None:
+                    out["logits"] = out["logits"].masked_fill(~self.class_mask.to(self.device), float("-inf"))
                 losses = compute_losses(out, batch, self.state, self.model.cfg)
                 self.opt.zero_grad(set_to_none=True)
                 losses["total"].backward()

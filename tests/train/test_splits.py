@@ -159,3 +159,26 @@ def test_unknown_protocol_lists_the_choices():
     assert "by-moon-phase" in msg
     for name in PROTOCOLS:
         assert name in msg
+
+
+def test_few_shot_keeps_k_per_class_seeded():
+    from train.splits import Fold, few_shot
+
+    labels = np.repeat(np.arange(3), 10)
+    fold = Fold("f", np.array([i for i in range(30) if i % 10 < 7]), np.array([i for i in range(30) if i % 10 >= 7]))
+    a, b = few_shot(fold, labels, 2, seed=0), few_shot(fold, labels, 2, seed=0)
+    assert np.array_equal(a.train, b.train) and np.array_equal(a.val, fold.val)
+    assert np.bincount(labels[a.train]).tolist() == [2, 2, 2] and set(a.train) <= set(fold.train)
+    assert not np.array_equal(few_shot(fold, labels, 2, seed=1).train, a.train)
+
+
+def test_unseen_classes_fold_holds_classes_out_of_training():
+    from train.splits import Fold, unseen_classes
+
+    labels = np.repeat(np.arange(3), 10)
+    fold = Fold("f", np.array([i for i in range(30) if i % 10 < 7]), np.array([i for i in range(30) if i % 10 >= 7]))
+    z = unseen_classes(fold, labels, [2])
+    assert set(labels[z.train]) == {0, 1} and set(labels[z.val]) == {2}
+    assert set(z.val) <= set(fold.val)
+    with pytest.raises(ValueError, match="held-out classes"):
+        unseen_classes(Fold("f", fold.train, fold.val[labels[fold.val] != 2]), labels, [2])

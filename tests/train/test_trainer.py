@@ -195,3 +195,25 @@ def test_new_model_is_seeded(fs):
     c = new_model(fs, dataclasses.replace(cfg, seed=4), get_variant("no_adapter"))
     assert_same_state(a.state_dict(), b.state_dict())
     assert any(not torch.equal(x, y) for x, y in zip(a.state_dict().values(), c.state_dict().values()))
+
+
+def test_zero_shot_protocol_masks_held_out_classes_in_the_loss(fs, fold, tmp_path, monkeypatch):
+    """With train_classes, the loss only ever sees those classes' logits (the others are -inf)."""
+    import train.trainer as T
+
+    seen_logits = []
+    real = T.compute_losses
+
+    def spy(out, batch, state, cfg):
+        seen_logits.append(out["logits"].detach().clone())
+        return real(out, batch, state, cfg)
+
+    monkeypatch.setattr(T, "compute_losses", spy)
+    cfg = TrainConfig(**{**SMALL, "epochs": 1})
+    keep = [c for c in range(len(fs.classes)) if c != 0]
+    train_idx = fold.train[np.isin(fs.labels[fold.train], keep)]
+    t = Trainer(fs, Fold("z", train_idx, fold.val), cfg, new_model(fs, cfg, get_variant("no_adapter"), None),
+                tmp_path / "z.pt", train_classes=keep)
+    t.fit()
+    logits = torch.cat(seen_logits)
+    assert torch.isinf(logits[:, 0]).all() and torch.isfinite(logits[:, keep]).all()
