@@ -16,17 +16,6 @@ from train.model import ModelConfig
 B, T, DM, C, K, H = 4, 5, 8, 3, 4, 8
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_one_thread():
-    # Tiny tensors gain nothing from intra-op threads, and on a busy 2-core machine the spinning
-    # threads made the overfit test ~10x slower (measured: 4 s vs 45 s).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_cfg(**kw) -> ModelConfig:
     return ModelConfig(clip_dim=16, flow_grid=16, flow_hist_dim=16, n_classes=C, n_frames=T, n_flow=T - 1,
                        motion_dim=DM, hidden=H, **kw)

@@ -20,17 +20,6 @@ from train.motion import MOTION_ENCODERS, TEMPORAL
 B, T, TF, D, G, HH, C, K = 3, 5, 4, 16, 16, 16, 3, 4
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_one_thread():
-    # Tiny tensors gain nothing from intra-op threads, and on a busy 2-core machine the spinning
-    # threads made the overfit test ~10x slower (measured: 4 s vs 45 s).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_cfg(**kw) -> ModelConfig:
     base = dict(clip_dim=D, flow_grid=G, flow_hist_dim=HH, n_classes=C, n_frames=T, n_flow=TF,
                 hidden=16, motion_dim=8, adapter_bottleneck=4, aligner="interp")
