@@ -21,6 +21,7 @@ EPILOG = (
     "  fgm-extract videos/ --out cache/                       # folder per class, pretrained ViT-B-32\n\n"
     "  fgm-extract list.csv --out cache/ --workers 2          # manifest: path,label[,group][,split]\n\n"
     "  fgm-extract videos/ --out cache/ --pretrained none     # random CLIP weights (no download)\n\n"
+    "  fgm-extract videos/ --out cache/ --backbone resnet50   # add ResNet-50 features beside CLIP\n\n"
     "  fgm-extract export cache/ features.h5                  # HDF5 copy for other tools\n\n"
     "  fgm-extract info cache/                                # what the store holds and how it was made"
 )
@@ -45,6 +46,15 @@ def extract(
     random_seed: Annotated[int, typer.Option(help="Seed of random weights with --pretrained none.")] = 0,
     tokens: Annotated[bool, typer.Option(help="Also store the patch tokens entering the last CLIP block "
                                                "(needed for adapter fine-tuning in fgm-train).")] = False,
+    backbone: Annotated[Optional[list[str]], typer.Option(help="Also store per-frame features of this frozen "
+                                                               "backbone beside CLIP (repeatable): resnet50. May be "
+                                                               "added to an existing store: only its videos are "
+                                                               "decoded again.")] = None,
+    backbone_weights: Annotated[Optional[str], typer.Option(help="Weights of the --backbone models: a torchvision "
+                                                                 "tag (default IMAGENET1K_V2, fetched into "
+                                                                 "$TORCH_HOME/hub/checkpoints), a local state_dict "
+                                                                 ".pth, or 'none' for random weights (seeded by "
+                                                                 "--random-seed).")] = None,
     flow: Annotated[str, typer.Option(help="Optical flow backend: auto (CUDA when OpenCV has it, else dis), dis, "
                                             "dis-medium, farneback, tvl1, cuda-farneback, cuda-brox, cuda-tvl1, cuda-nvof.")] = "auto",
     flow_pairs: Annotated[str, typer.Option(help="'native': flow between each sampled frame and the next native "
@@ -73,6 +83,7 @@ def extract(
     Resumable: rerunning skips every finished, unchanged video; a killed run loses only the videos in flight.
     A store made with other settings is never mixed into: the command refuses and says why.
     """
+    from extract.backbones import BackboneWeightsError, resolve_weights
     from extract.fingerprint import content_sha256
     from extract.flow import resolve_backend
     from dataclasses import replace
@@ -85,6 +96,12 @@ def extract(
     from fgm_common.texts import load_descriptions
 
     try:
+        backbones = tuple(dict.fromkeys(backbone or ()))
+        if backbone_weights and not backbones:
+            raise ValueError("--backbone-weights needs --backbone NAME (a store's backbones keep their own weights)")
+        weights, weights_sha = ExtractConfig.backbone_weights, ""
+        if backbones:
+            weights, weights_sha = resolve_weights(backbones, backbone_weights or weights)
         discovery = discover(videos)
         if descriptions is None and (videos / "descriptions.json").is_file():
             descriptions = videos / "descriptions.json"
@@ -103,6 +120,7 @@ def extract(
             clip_sha256=content_sha256(pretrained) if Path(pretrained).is_file() else "",
             flow_pairs=flow_pairs, flow_compute_size=flow_size, flow_grid=flow_grid,
             templates=tuple(template) if template else ExtractConfig.templates,
+            backbones=backbones, backbone_weights=weights, backbone_sha256=weights_sha,
         )
         config.validate()
     except (ValueError, FileNotFoundError, RuntimeError) as e:
@@ -111,6 +129,9 @@ def extract(
     if pretrained.lower() in ("none", "random"):
         console.print("[bold yellow]WARNING: --pretrained none: CLIP weights are RANDOM. Features carry no pretrained "
                       "knowledge; the store records this.[/bold yellow]")
+    if backbones and weights == "none":
+        console.print(f"[bold yellow]WARNING: --backbone-weights none: {', '.join(backbones)} weights are RANDOM. "
+                      "Features carry no pretrained knowledge; the store records this.[/bold yellow]")
     console.print(f"{len(discovery.items)} videos found in {videos}"
                   + (f", {len(discovery.ignored)} other files ignored" if discovery.ignored else ""))
     options = RunOptions(workers, scheduler, device, batch_size, retry_failed, verify_hash, clip_cache_dir)
@@ -141,13 +162,16 @@ def extract(
 
     from extract.clip_model import ClipWeightsError
 
+    def on_note(message: str) -> None:
+        console.print(f"note: {message}")
+
     try:
         with bar:
-            summary = run_extract(discovery, config, out, options, sentences, on_start, on_result)
+            summary = run_extract(discovery, config, out, options, sentences, on_start, on_result, on_note)
     except StrictFailure as e:
         console.print(f"[red]--strict: stopped at the first failure ({e}); finished videos are kept[/red]")
         raise typer.Exit(1)
-    except (StoreError, ClipWeightsError, ValueError) as e:
+    except (StoreError, ClipWeightsError, BackboneWeightsError, ValueError) as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
     _print_summary(summary, out)
@@ -161,6 +185,7 @@ def _print_summary(summary, out: str) -> None:
     table = Table(title=f"fgm-extract -> {out}", show_header=False)
     for name, value in (
         ("videos found", summary.total), ("extracted now", summary.extracted),
+        ("  of which in the store but lacking a backbone", summary.lacking_backbone),
         ("already in store (not decoded)", summary.skipped), ("failed now", len(summary.failed)),
         ("failed before, unchanged (not retried)", summary.previously_failed),
         ("other files ignored", summary.ignored), ("frames encoded", summary.frames),

@@ -1,9 +1,10 @@
 """Extract videos into a store: decode and flow in a producer thread overlap CLIP in the consumer.
 
 One `Extractor` per process loads the frozen towers once. A producer thread streams each video
-(decode, flow, CLIP preprocessing) into a small bounded queue; the calling thread runs the CLIP
-image tower on batches and writes each finished entry at once, so finished work is never held back.
-Memory is bounded by the queue and batch size, not by video length.
+(decode, flow, CLIP preprocessing and each extra backbone's own preprocessing) into a small bounded
+queue; the calling thread runs the CLIP image tower, then every extra backbone, on batches and writes
+each finished entry at once, so finished work is never held back. Frames are decoded once for all
+towers. Memory is bounded by the queue and batch size, not by video length.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
+from extract.backbones import load_backbone
 from extract.clip_model import load_clip
 from extract.fingerprint import content_sha256, stat_fingerprint
 from extract.flow import FlowComputer, FlowParams
@@ -32,11 +34,19 @@ VIDEO_FAILURES = (VideoError, cv2.error, OSError, ValueError, RuntimeError)
 def check_same_weights(store: FeatureStore, identity: dict) -> None:
     """Refuse to add features made by other CLIP weights than the store's (e.g. a new open_clip
     building different random weights for the same seed, or a replaced checkpoint file)."""
-    recorded = store.clip_identity
+    _check_same(store.clip_identity, identity, "CLIP", store.url)
+
+
+def check_same_backbone_weights(store: FeatureStore, name: str, identity: dict) -> None:
+    """The same guard for an extra backbone (e.g. a new torchvision initialising differently)."""
+    _check_same(store.backbone_identity.get(name, {}), identity, name, store.url)
+
+
+def _check_same(recorded: dict, identity: dict, what: str, url: str) -> None:
     for key in ("weights_sha256", "file_sha256"):
         if recorded.get(key) and identity.get(key) and recorded[key] != identity[key]:
             raise StoreError(
-                f"the CLIP weights loaded now differ from those that made {store.url} ({key} "
+                f"the {what} weights loaded now differ from those that made {url} ({key} "
                 f"{identity[key][:12]} vs {recorded[key][:12]}); features are never mixed. "
                 "Use the original weights, or write a new store with another --out."
             )
@@ -58,7 +68,8 @@ class Result:
 @dataclass
 class _Chunk:  # a batch of preprocessed frames of one video, in order
     item: VideoItem
-    pixels: object  # torch.Tensor (b, 3, S, S)
+    pixels: object  # torch.Tensor (b, 3, S, S), CLIP's preprocessing
+    extra: dict = field(default_factory=dict)  # backbone name -> torch.Tensor (b, 3, Sb, Sb), its own
 
 
 @dataclass
@@ -89,8 +100,13 @@ class Extractor:
         self.clip = load_clip(config.clip_model, config.pretrained, config.random_seed, device, cache_dir)
         self.flow = FlowComputer(FlowParams(config.flow_backend, config.flow_compute_size,
                                             config.flow_grid, config.flow_hist_bins))
+        # frozen extra backbones beside CLIP, in the config's order (e.g. resnet50 for the no-CLIP ablation)
+        self.backbones = {name: load_backbone(name, config.backbone_weights, config.random_seed, self.clip.device)
+                          for name in config.backbones}
         self.store = FeatureStore.open(store_url, mode="a")
         check_same_weights(self.store, self.clip.identity)
+        for name, net in self.backbones.items():
+            check_same_backbone_weights(self.store, name, net.identity)
 
     # ---- producer side (runs in a thread) ---------------------------------------------------
     def _indices(self, n_frames: int, fps: float) -> np.ndarray:
@@ -112,6 +128,7 @@ class Extractor:
             indices = self._indices(info.n_frames, info.fps)
             native = self.config.flow_pairs == "native"
             flows, hists, flow_ts, stamps, pixels = [], [], [], [], []
+            extra: dict[str, list] = {name: [] for name in self.backbones}
             prev = None
             for frame in source.iter_frames(indices, with_next=native):
                 stamps.append(frame.timestamp_ms)
@@ -126,13 +143,15 @@ class Extractor:
                     flow_ts.append((prev[1], frame.timestamp_ms))
                 prev = (frame.rgb, frame.timestamp_ms)
                 pixels.append(self.clip.preprocess_frames([frame.rgb])[0])
+                for name, net in self.backbones.items():
+                    extra[name].append(net.preprocess_frame(frame.rgb))  # (3, Sb, Sb)
                 if len(pixels) == self.batch_size:
-                    yield _Chunk(item, _stack(pixels))
-                    pixels = []
+                    yield _Chunk(item, _stack(pixels), {n: _stack(x) for n, x in extra.items()})
+                    pixels, extra = [], {name: [] for name in self.backbones}
             if len(stamps) != len(indices):
                 raise VideoError("unreadable", f"{item.path}: decoded {len(stamps)} of {len(indices)} sampled frames")
             if pixels:
-                yield _Chunk(item, _stack(pixels))
+                yield _Chunk(item, _stack(pixels), {n: _stack(x) for n, x in extra.items()})
             if not flows:  # a single sampled frame has no pair: one zero field keeps shapes uniform
                 zero = self.flow(prev[0], prev[0])
                 flows, hists, flow_ts = [zero[0]], [zero[1]], [(prev[1], prev[1])]
@@ -180,6 +199,7 @@ class Extractor:
         results: list[Result] = []
         embs: list[np.ndarray] = []
         toks: list[np.ndarray] = []
+        feats: dict[str, list[np.ndarray]] = {name: [] for name in self.backbones}
         try:
             while (msg := q.get()) is not None:
                 if isinstance(msg, _Chunk):
@@ -187,11 +207,14 @@ class Extractor:
                     embs.append(emb)
                     if tok is not None:
                         toks.append(tok.astype(np.float16))
+                    for name, net in self.backbones.items():
+                        feats[name].append(net.encode_batch(msg.extra[name]))  # (b, Db)
                     continue
                 if isinstance(msg, _Done):
                     arrays = dict(msg.arrays, clip=np.concatenate(embs))  # (T, D)
                     if toks:
                         arrays["tokens"] = np.concatenate(toks)  # (T, L, W)
+                    arrays.update({name: np.concatenate(f) for name, f in feats.items()})  # (T, Db) each
                     # wall time from opening the video to its last embedding (decode, flow, CLIP; overlapped)
                     meta = dict(msg.meta, extract_seconds=round(time.perf_counter() - msg.started, 4))
                     self.store.write_entry(msg.item.key, arrays, meta)
@@ -201,6 +224,7 @@ class Extractor:
                     res = Result(msg.item.key, False, 0, time.perf_counter() - msg.started,
                                  msg.reason, msg.message, msg.fingerprint)
                 embs, toks = [], []
+                feats = {name: [] for name in self.backbones}
                 results.append(res)
                 if on_result:
                     on_result(res)

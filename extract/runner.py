@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from extract.inputs import Discovery, VideoItem
 from extract.fingerprint import content_sha256, stat_fingerprint
@@ -18,7 +18,8 @@ from fgm_common.config import ExtractConfig
 from fgm_common.store import FeatureStore
 from fgm_common.texts import SCENE_BANK, class_sentences
 
-PACKAGES = ("fgm", "torch", "open_clip_torch", "opencv-contrib-python", "zarr", "numpy", "dask", "distributed")
+PACKAGES = ("fgm", "torch", "torchvision", "open_clip_torch", "opencv-contrib-python", "zarr", "numpy", "dask",
+            "distributed")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Summary:
     ignored: int = 0
     seconds: float = 0.0
     text_encoded: int = 0
+    lacking_backbone: int = 0  # complete, unchanged entries extracted again for a backbone they lacked
 
     @property
     def decoded(self) -> int:
@@ -73,20 +75,33 @@ def _up_to_date(store: FeatureStore, item: VideoItem, verify_hash: bool) -> bool
     return size == meta.get("size") and content_sha256(item.path) == meta.get("sha256")
 
 
-def plan(store: FeatureStore, items: list[VideoItem], retry_failed: bool, verify_hash: bool) -> tuple[list, int, int]:
-    """(items to extract, complete and unchanged, failed before with an unchanged file)."""
+class Plan(NamedTuple):
+    todo: list  # items to extract
+    skipped: int  # complete, unchanged and holding every configured backbone: not decoded
+    prev_failed: int  # failed before with an unchanged file
+    lacking_backbone: int  # complete and unchanged but without a configured backbone: in `todo`
+
+
+def plan(store: FeatureStore, items: list[VideoItem], retry_failed: bool, verify_hash: bool) -> Plan:
+    """What this run must extract. An entry lacking a backbone of the store's config counts as incomplete."""
     failures = store.failures()
-    todo, skipped, prev_failed = [], 0, 0
+    backbones = store.config.backbones
+    todo, skipped, prev_failed, lacking = [], 0, 0, 0
     for item in items:
         if not Path(item.path).exists():
             todo.append(item)  # reported as missing by the extractor
         elif _up_to_date(store, item, verify_hash):
-            skipped += 1
+            # a backbone added to the store after this entry was written: decode it once more
+            if backbones and store.missing_arrays(item.key, backbones):
+                todo.append(item)
+                lacking += 1
+            else:
+                skipped += 1
         elif item.key in failures and not retry_failed and _same_file(failures[item.key], item):
             prev_failed += 1
         else:
             todo.append(item)
-    return todo, skipped, prev_failed
+    return Plan(todo, skipped, prev_failed, lacking)
 
 
 def _same_file(record: dict, item: VideoItem) -> bool:
@@ -106,18 +121,40 @@ def encode_text(store: FeatureStore, clip, classes: list[str], config: ExtractCo
     return len(sentences) + len(SCENE_BANK)
 
 
+def _fetch_backbone_weights(config: ExtractConfig) -> None:
+    """Download tagged backbone weights before the store takes a config that needs them."""
+    if config.backbones:
+        from extract.backbones import fetch_weights  # torch loads only when a backbone is asked for
+
+        fetch_weights(config.backbones, config.backbone_weights)
+
+
 def run_extract(discovery: Discovery, config: ExtractConfig, store_url: str, options: RunOptions,
                 descriptions: dict[str, list[str]], on_start: Callable[[int], None] | None = None,
-                on_result: Callable | None = None) -> Summary:
-    """Extract every item of `discovery` that the store lacks; never touches complete, unchanged entries."""
+                on_result: Callable | None = None, on_note: Callable[[str], None] | None = None) -> Summary:
+    """Extract every item of `discovery` that the store lacks; never touches complete, unchanged entries.
+
+    Backbones may be added to an existing store: its config grows by them and the entries lacking
+    them are extracted again. A run asking for fewer backbones than the store has extracts the
+    store's (`on_note` says so).
+    """
     started = time.perf_counter()
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     provenance = {"created": datetime.now(timezone.utc).isoformat(), "packages": package_versions(),
                   "python": platform.python_version(), "platform": platform.platform()}
-    store = FeatureStore.create_or_open(store_url, config, provenance)
-    todo, skipped, prev_failed = plan(store, discovery.items, options.retry_failed, options.verify_hash)
+    store = FeatureStore.create_or_open(store_url, config, provenance, prepare=_fetch_backbone_weights)
+    asked, config = config, store.config  # the store's config, grown by any backbone this run added
+    todo, skipped, prev_failed, lacking = plan(store, discovery.items, options.retry_failed, options.verify_hash)
     summary = Summary(total=len(discovery.items), skipped=skipped, previously_failed=prev_failed,
-                      ignored=len(discovery.ignored))
+                      ignored=len(discovery.ignored), lacking_backbone=lacking)
+    note = on_note or (lambda _msg: None)
+    kept = [b for b in config.backbones if b not in asked.backbones]
+    if kept:
+        note(f"{store_url} also holds {', '.join(kept)} features (weights {config.backbone_weights}); "
+             "videos extracted now get them too, so every entry stays alike")
+    if lacking:
+        note(f"{lacking} videos already in the store lack {', '.join(config.backbones)} features: they are "
+             "decoded once more (their CLIP and flow features come out the same)")
     if on_start:
         on_start(len(todo))
 
@@ -157,6 +194,8 @@ def run_extract(discovery: Discovery, config: ExtractConfig, store_url: str, opt
         # after the text: with dask workers the driver loads the towers only there
         if extractor is not None and not store.clip_identity:
             store.set_clip_identity(extractor.clip.identity)
+        if summary.extracted:
+            record_backbone_identity(store, config, extractor)
         summary.seconds = time.perf_counter() - started
         store.add_run({
             "run_id": run_id, "finished": datetime.now(timezone.utc).isoformat(),
@@ -164,8 +203,26 @@ def run_extract(discovery: Discovery, config: ExtractConfig, store_url: str, opt
             "workers": options.workers, "scheduler": options.scheduler or "", "device": options.device,
             "packages": package_versions(), "seconds": round(summary.seconds, 3),
             "clip_identity": extractor.clip.identity if extractor else None,
+            "backbone_identity": {n: b.identity for n, b in extractor.backbones.items()} if extractor else None,
+            "lacking_backbone": summary.lacking_backbone,
         })
     return summary
+
+
+def record_backbone_identity(store: FeatureStore, config: ExtractConfig, extractor) -> None:
+    """Record each configured backbone's identity once, from the local extractor or, after dask
+    workers did the work, from the backbone rebuilt here (same weights source, same seed)."""
+    recorded = store.backbone_identity
+    for name in config.backbones:
+        if name in recorded:
+            continue
+        if extractor is not None:
+            identity = extractor.backbones[name].identity
+        else:
+            from extract.backbones import load_backbone
+
+            identity = load_backbone(name, config.backbone_weights, config.random_seed, "cpu").identity
+        store.set_backbone_identity(name, identity)
 
 
 def _run_dask(todo: list[VideoItem], config: ExtractConfig, store_url: str, options: RunOptions,

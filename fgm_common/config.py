@@ -41,8 +41,12 @@ class ExtractConfig:
     # Text prompts: the templates applied to each class name, plus per-class descriptions.
     templates: tuple[str, ...] = ("a video of a person {label}.",)
 
-    # Extra visual backbones written beside CLIP (issue: ablations), e.g. ("resnet50",).
+    # Extra visual backbones written beside CLIP (issue: ablations), e.g. ("resnet50",); see
+    # extract/backbones.py. One weights source for all of them: a torchvision tag, a local state_dict
+    # file (then `backbone_sha256` names its bytes), or "none" for random weights seeded by `random_seed`.
     backbones: tuple[str, ...] = field(default_factory=tuple)
+    backbone_weights: str = "IMAGENET1K_V2"
+    backbone_sha256: str = ""
 
     def __post_init__(self) -> None:
         # zarr attrs and JSON give lists back: `ExtractConfig(**attrs)` must equal (and hash like) the original
@@ -88,3 +92,5 @@ class ExtractConfig:
             raise ValueError(f"flow_pairs must be 'sampled' or 'native', not {self.flow_pairs!r}")
         if not self.templates or any("{label}" not in t for t in self.templates):
             raise ValueError("every text template must contain '{label}'")
+        if len(set(self.backbones)) != len(self.backbones):
+            raise ValueError(f"a backbone is named twice in {list(self.backbones)}")

@@ -3,7 +3,7 @@
 This is the only module that knows the layout. Schema version 1:
 
     <root>/                      attrs: schema_version, extract_config, provenance, clip_identity,
-                                        classes, failures, runs
+                                        backbone_identity, classes, failures, runs
     <root>/text/                 sentence_emb (S, D) f32, class_emb (C, D) f32, scene_emb (K, D) f32;
                                  attrs: sentences, sentence_class, scenes
     <root>/videos/<entry id>/    one group per video, attrs: key, label, ..., complete
@@ -19,14 +19,18 @@ This is the only module that knows the layout. Schema version 1:
 An entry counts only once its `complete` attr is true; that attr is written after every array, so
 an entry interrupted at any moment (kill -9 included) is seen as incomplete and redone. Workers
 write only their own entry groups; the root and text groups have one writer (the driver).
+
+One config per store, with one exception: backbones can be added to a store later (`grown_config`);
+the store's config then lists them and the writer re-extracts every entry lacking one of them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import zarr
@@ -82,12 +86,21 @@ class FeatureStore:
 
     # ---- opening -------------------------------------------------------------------------
     @classmethod
-    def create_or_open(cls, url: str, config: ExtractConfig, provenance: dict) -> "FeatureStore":
-        """Open the store for writing with this config; create it if absent; refuse a different config."""
+    def create_or_open(cls, url: str, config: ExtractConfig, provenance: dict,
+                       prepare: Callable[[ExtractConfig], None] | None = None) -> "FeatureStore":
+        """Open the store for writing with this config; create it if absent; refuse a different config.
+
+        The one difference accepted is extra backbones: the store's config grows by them (see
+        `grown_config`) and `store.config` is then what this run must extract. `prepare(config)` runs
+        before a store is created or its config grows (e.g. fetch weights), so a run that cannot
+        deliver leaves the store as it was.
+        """
         root = zarr.open_group(url, mode="a")
         if "schema_version" not in root.attrs:
             if len(list(root.keys())):
                 raise StoreError(f"{url} holds a zarr group that is not an fgm store; choose another --out")
+            if prepare:
+                prepare(config)
             root.attrs.update(
                 {
                     "schema_version": SCHEMA_VERSION,
@@ -103,14 +116,20 @@ class FeatureStore:
             return cls(root, url)
         store = cls(root, url)
         store._check_schema()
-        diff = store.config.diff(config)
-        if diff:
+        stored = store.config
+        grown = grown_config(stored, config)
+        if grown is None:
+            diff = stored.diff(config)
             lines = "\n".join(f"  {k}: store has {a!r}, this run asks for {b!r}" for k, (a, b) in diff.items())
             raise StoreError(
                 f"{url} was extracted with a different config; features are never mixed.\n{lines}\n"
-                "Rerun with the store's settings, or write a new store with another --out "
-                f"(e.g. --out {url.rstrip('/')}-{config.digest()})."
+                "Rerun with the store's settings (backbones may be added), or write a new store with another "
+                f"--out (e.g. --out {url.rstrip('/')}-{config.digest()})."
             )
+        if grown != stored:
+            if prepare:
+                prepare(grown)
+            root.attrs.update({"extract_config": grown.to_dict(), "config_digest": grown.digest()})
         return store
 
     @classmethod
@@ -155,6 +174,14 @@ class FeatureStore:
 
     def set_clip_identity(self, identity: dict) -> None:
         self.root.attrs["clip_identity"] = identity
+
+    @property
+    def backbone_identity(self) -> dict[str, dict]:
+        """Per extra backbone: name, weights source and hashes, torchvision version (extract/backbones.py)."""
+        return {k: dict(v) for k, v in self.root.attrs.get("backbone_identity", {}).items()}
+
+    def set_backbone_identity(self, name: str, identity: dict) -> None:
+        self.root.attrs["backbone_identity"] = {**self.backbone_identity, name: identity}
 
     def failures(self) -> dict[str, dict]:
         return dict(self.root.attrs.get("failures", {}))
@@ -222,6 +249,15 @@ class FeatureStore:
             return None
         return dict(videos[eid].attrs)
 
+    def missing_arrays(self, key: str, names: tuple[str, ...]) -> list[str]:
+        """Which of `names` the entry for `key` lacks (all of them when there is no entry)."""
+        eid = entry_id(key)
+        videos = self.root[VIDEOS]
+        if eid not in videos:
+            return list(names)
+        group = videos[eid]
+        return [n for n in names if n not in group]
+
     def delete_entry(self, key: str) -> None:
         eid = entry_id(key)
         if eid in self.root[VIDEOS]:
@@ -251,6 +287,26 @@ class FeatureStore:
 
     def array_names(self, entry: Entry) -> list[str]:
         return sorted(n for n, _ in self.root[VIDEOS][entry.id].arrays())
+
+
+def grown_config(stored: ExtractConfig, asked: ExtractConfig) -> ExtractConfig | None:
+    """The config a run writes into a store made with `stored`, or None when the two cannot share it.
+
+    Only backbones may be added: the result is the store's config with `asked`'s extra backbones
+    appended. Their weights come from `asked` when the store had no backbone yet and must equal the
+    store's otherwise. A run asking for no backbone takes the store's, so every entry stays alike.
+    """
+    def weights(c: ExtractConfig) -> tuple[str, str]:
+        return c.backbone_weights, c.backbone_sha256
+
+    if asked.backbones and stored.backbones and weights(asked) != weights(stored):
+        return None  # one weights source per store: features of other weights are never mixed in
+    weights_from = asked if asked.backbones and not stored.backbones else stored
+    names = stored.backbones + tuple(b for b in asked.backbones if b not in stored.backbones)
+    backbone = {"backbones": names, "backbone_weights": weights_from.backbone_weights,
+                "backbone_sha256": weights_from.backbone_sha256}
+    grown = dataclasses.replace(stored, **backbone)
+    return grown if dataclasses.replace(asked, **backbone) == grown else None
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
