@@ -17,6 +17,7 @@ EPILOG = (
     "  fgm-train cache/ --dataset folder                         # the paper's recipe: Adam 1e-3, cosine, 100 epochs\n\n"
     "  fgm-train cache/ --dataset ud810 --split logo             # leave one person out\n\n"
     "  fgm-train cache/ --variants full,no_motion --seeds 0,1,2  # ablation, mean ± std over seeds\n\n"
+    "  fgm-train cache/ --sweep ablations --seeds 0,1,2 --out runs/abl   # paper-style tables (ablations, baselines, all)\n\n"
     "  fgm-train cache/ --out runs/a --resume                    # continue an interrupted run exactly"
 )
 
@@ -31,8 +32,15 @@ def train(
     store: Annotated[Optional[str], typer.Argument(help=StoreArg.__metadata__[0].help, show_default=False)] = None,
     dataset: Annotated[str, typer.Option(help="How labels, actors, views and splits are read: folder, csv, or a "
                                               "named dataset adapter.")] = "folder",
-    out: Annotated[Path, typer.Option(help="Run folder: checkpoints, metrics.json, report.md, confusion PNGs.")] = Path("runs/latest"),
-    variants: Annotated[str, typer.Option(help="Comma-separated registered variants (see --list-variants).")] = "full",
+    out: Annotated[Path, typer.Option(help="Run folder: checkpoints, metrics.json, report.md, tables, "
+                                                 "confusion PNGs.")] = Path("runs/latest"),
+    variants: Annotated[Optional[str], typer.Option(help="Comma-separated registered variants (see --list-variants); "
+                                                         "default full.", show_default=False)] = None,
+    sweep: Annotated[Optional[str], typer.Option(help="A named variant list instead of --variants: ablations, "
+                                                     "baselines or all (see --list-variants). Writes "
+                                                     "table_quality/table_cost .md/.csv and sweep.png; with "
+                                                     "--resume an interrupted sweep runs only what is unfinished.",
+                                                show_default=False)] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds; several give mean ± std.")] = "0",
     split: Annotated[str, typer.Option(help="auto (the dataset's own protocol, e.g. KTH's person split; else grouped "
                                             "70/30 when actors are known, else the paper's stratified 70/30), "
@@ -57,20 +65,25 @@ def train(
     from train.experiment import Experiment, run_experiment
     from train.splits import SplitSpec
     from train.trainer import TrainConfig
-    from train.variants import VARIANTS
+    from train.variants import SWEEPS, VARIANTS, get_sweep
 
     if list_variants:
         for name, fn in VARIANTS.items():
             console.print(f"{name:20s} {fn().description}")
+        for name, names in SWEEPS.items():
+            console.print(f"--sweep {name:12s} {','.join(names)}")
         return
     if store is None:
         console.print("[red]error:[/red] missing STORE: the feature store written by `fgm-extract VIDEOS --out STORE`")
         raise typer.Exit(2)
     try:
         seed_list = tuple(int(s) for s in _csv(seeds))
+        if sweep and variants:
+            raise ValueError("give either --sweep or --variants, not both")
+        names = get_sweep(sweep) if sweep else _csv(variants or "full")
         exp = Experiment(
             store=store, dataset=dataset, out=out, resume=resume, quiet=quiet, seeds=seed_list, annotations=annotations,
-            variants=_csv(variants),
+            variants=names,
             train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed_list[0], device=device,
                               n_frames=frames, hidden=hidden),
             split=SplitSpec(protocol=split, val_fraction=val_fraction, folds=folds, val_view=val_view),
@@ -82,4 +95,4 @@ def train(
     except (StoreError, ValueError) as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
-    console.print(f"wrote {out}/metrics.json and {out}/report.md")
+    console.print(f"wrote {out}/metrics.json, {out}/report.md, table_quality/table_cost .md/.csv and sweep.png")

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from fgm_common.datasets import DatasetAdapter, LayoutError
-from fgm_common.store import FeatureStore
+from fgm_common.store import FeatureStore, StoreError
 from fgm_common.texts import class_sentences
 
 
@@ -32,12 +32,13 @@ class FeatureSet:
     groups: np.ndarray  # (N,) str, "" when unknown
     views: np.ndarray
     splits: np.ndarray
-    tensors: dict[str, torch.Tensor]  # clip (N, T, D), flow (N, Tf, 2, G, G), flow_hist (N, Tf, H), [tokens]
+    tensors: dict[str, torch.Tensor]  # clip (N, T, D), flow (N, Tf, 2, G, G), flow_hist (N, Tf, H), [tokens], [extra]
     class_text: torch.Tensor  # (C, D) L2-normalised
     class_sentences: dict[str, list[str]]  # the sentences behind each class_text row
     scene_text: torch.Tensor  # (K, D)
     skipped: dict[str, str] = field(default_factory=dict)  # key -> why it has no label
     load_seconds: float = 0.0
+    extra: tuple[str, ...] = ()  # extra visual arrays in `tensors`, e.g. ("resnet50",): (N, T, Db) each
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -55,15 +56,22 @@ class FeatureSet:
 
     @property
     def dims(self) -> dict[str, int]:
-        """Feature sizes as read from the store: clip_dim, n_frames, n_flow, flow_grid, flow_hist_dim."""
+        """Feature sizes as read from the store: clip_dim, n_frames, n_flow, flow_grid, flow_hist_dim
+        [, extra_dims {array: width} when extra arrays were loaded]."""
         clip, flow, hist = self.tensors["clip"], self.tensors["flow"], self.tensors["flow_hist"]
-        return {"clip_dim": clip.shape[-1], "n_frames": clip.shape[1], "n_flow": flow.shape[1],
+        dims = {"clip_dim": clip.shape[-1], "n_frames": clip.shape[1], "n_flow": flow.shape[1],
                 "flow_grid": flow.shape[-1], "flow_hist_dim": hist.shape[-1]}
+        if self.extra:
+            dims["extra_dims"] = {k: self.tensors[k].shape[-1] for k in self.extra}
+        return dims
 
 
 def load_features(store: FeatureStore, dataset: DatasetAdapter, n_frames: int | None = None,
-                  tokens: bool = False, text_encoder=None) -> FeatureSet:
+                  tokens: bool = False, text_encoder=None, extra: tuple[str, ...] = ()) -> FeatureSet:
     """Read every complete entry, label it with `dataset`, and stack to fixed T (the store's, or `n_frames`).
+
+    `extra` names per-frame arrays of other visual backbones to load beside CLIP (e.g. "resnet50",
+    (T, Db) per entry); a store without them is a StoreError that says how to extract them.
 
     Entries the adapter cannot label are skipped and listed in `skipped`. Classes are those present,
     sorted; their text embeddings come from the store, or from `text_encoder(sentences)` (the store's
@@ -80,13 +88,21 @@ def load_features(store: FeatureStore, dataset: DatasetAdapter, n_frames: int | 
         raise ValueError(f"no labelled videos in {store.url} for dataset {dataset.name!r}: "
                          + "; ".join(list(skipped.values())[:3]))
     classes = sorted({a.label for _, a in labelled})
-    names = ("clip", "flow", "flow_hist") + (("tokens",) if tokens else ())
+    extra = tuple(extra)
+    names = ("clip", "flow", "flow_hist") + (("tokens",) if tokens else ()) + extra
     cfg = store.config
     steps = n_frames or (cfg.num_frames if cfg.sampling == "uniform" else 16)
     flow_steps = steps if cfg.flow_pairs == "native" else max(steps - 1, 1)
 
     def read(entry):
-        arr = store.read(entry, names)
+        try:
+            arr = store.read(entry, names)
+        except StoreError as e:
+            if not extra:
+                raise
+            raise StoreError(f"{store.url} entry {entry.key!r} lacks some of the extra features {list(extra)}: "
+                             f"extract them with `fgm-extract VIDEOS --out {store.url} --backbone "
+                             f"{','.join(extra)}` ({e})") from e
         return {k: resample(v, flow_steps if k.startswith("flow") else steps) for k, v in arr.items()}
 
     with ThreadPoolExecutor(max_workers=8) as pool:  # zarr reads are I/O-bound
@@ -100,7 +116,7 @@ def load_features(store: FeatureStore, dataset: DatasetAdapter, n_frames: int | 
         groups=np.array([a.group for a in anns]), views=np.array([a.view for a in anns]),
         splits=np.array([a.split for a in anns]), tensors=tensors,
         class_text=class_text, scene_text=scene_text, class_sentences=sentences, skipped=skipped,
-        load_seconds=time.perf_counter() - t0,
+        load_seconds=time.perf_counter() - t0, extra=extra,
     )
 
 

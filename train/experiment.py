@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -10,12 +11,13 @@ import numpy as np
 
 from fgm_common.console import console, progress_bar
 from fgm_common.datasets import get_dataset
-from fgm_common.store import FeatureStore
+from fgm_common.store import FeatureStore, StoreError
+from train.baselines import BASELINES, baseline_costs, fit_predict
 from train.data import FeatureSet, load_features
 from train.metrics import classification_metrics, mean_std
 from train.splits import SplitSpec, make_folds
 from train.trainer import TrainConfig, Trainer, _device, new_model, predict_logits
-from train.variants import get_variant
+from train.variants import Variant, get_variant
 
 METRICS = ("accuracy", "recall", "f1", "auc")
 
@@ -36,7 +38,7 @@ class Experiment:
 
 def _clip_parts(store: FeatureStore, fs: FeatureSet, variants: list, device: str):
     """CLIP towers for token adapters / text context, only when some variant uses them."""
-    if not any(v.token_adapters or v.prompt_ctx for v in variants):
+    if not any(v.token_adapters or v.prompt_ctx or v.model.get("classifier") == "token_interaction" for v in variants):
         return None
     from train.clip_parts import ClipParts, load_store_clip
 
@@ -44,9 +46,70 @@ def _clip_parts(store: FeatureStore, fs: FeatureSet, variants: list, device: str
     return ClipParts(clip, fs.class_sentences, fs.classes, "tokens" in fs.tensors)
 
 
+@dataclass
+class FoldOutcome:
+    """One fold of one variant: validation logits (n_val, C) and what fitting them took."""
+
+    logits: np.ndarray
+    train_seconds: float
+    data_wait_share: float  # NaN where no batches were loaded (baselines, a finished checkpoint)
+    history: list[dict]
+    costs: Callable[[], dict]  # cost figures (train.costs.head_costs keys), asked for the first fold only
+
+
+def _model_fold(exp: Experiment, fs: FeatureSet, store: FeatureStore, variant: Variant, cfg: TrainConfig,
+                fold, clip_parts, device) -> FoldOutcome:
+    """Train (or resume) an FGMCLIP on the fold with the Trainer, checkpointing under OUT/<variant>/."""
+    name, seed = variant.name, cfg.seed
+    model = new_model(fs, cfg, variant, clip_parts)
+    ckpt = exp.out / name / f"seed{seed}" / fold.name / "checkpoint.pt"
+    extra = {"classes": fs.classes, "class_text": fs.class_text, "scene_text": fs.scene_text,
+             "class_sentences": fs.class_sentences, "extract_config": store.config.to_dict(),
+             "clip_identity": json.loads(json.dumps(store.clip_identity)), "store_url": str(store.url),
+             "variant": name, "dataset": exp.dataset}
+    trainer = Trainer(fs, fold, cfg, model, ckpt, extra)
+    bar = progress_bar(exp.quiet)
+    with bar:
+        task = bar.add_task(f"{name} s{seed} {fold.name}", total=cfg.epochs, rate="")
+        bar.update(task, completed=0)
+
+        def tick(epoch: int, rec: dict) -> None:
+            bar.update(task, completed=epoch, rate=f"loss {rec['total']:.3f} ce {rec['ce']:.3f}")
+            if exp.quiet and (epoch % 10 == 0 or epoch == cfg.epochs):  # log lines instead of a bar
+                terms = " ".join(f"{k} {v:.4f}" for k, v in rec.items() if k not in ("epoch", "lr"))
+                console.print(f"{name} seed {seed} {fold.name} epoch {epoch}/{cfg.epochs} lr {rec['lr']:.2e} {terms}")
+
+        run = trainer.fit(resume=exp.resume, on_epoch_end=tick)
+        bar.update(task, completed=cfg.epochs)
+    from train.costs import head_costs
+
+    return FoldOutcome(predict_logits(run.model, fs, fold.val, device), run.train_seconds, run.data_wait_share,
+                       run.history, lambda: head_costs(run.model, fs, fold.val, device))
+
+
+def _baseline_fold(exp: Experiment, fs: FeatureSet, store: FeatureStore, variant: Variant, cfg: TrainConfig,
+                   fold, clip_parts, device) -> FoldOutcome:
+    """Fit a non-neural baseline on the fold (seconds: nothing to checkpoint; result.json is the resume point)."""
+    logits, fitted, seconds = fit_predict(variant.kind, fs, fold, cfg)
+    console.print(f"{variant.name} seed {cfg.seed} {fold.name}: {variant.kind} fitted on {len(fold.train)} videos "
+                  f"in {seconds:.2f} s")
+    return FoldOutcome(logits, seconds, float("nan"), [], lambda: baseline_costs(fitted, fs, fold.val))
+
+
+# how each Variant.kind is fitted on one fold
+FOLD_RUNNERS = {"model": _model_fold, **{kind: _baseline_fold for kind in BASELINES}}
+
+
+def _nanmean(values: list[float]) -> float:
+    finite = [v for v in values if v == v]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
 def run_variant(exp: Experiment, fs: FeatureSet, store: FeatureStore, name: str, clip_parts) -> dict:
     """Every seed and fold of one variant: validation predictions pooled over folds per seed."""
     variant = get_variant(name)
+    if variant.kind not in FOLD_RUNNERS:
+        raise ValueError(f"variant {name!r} has kind {variant.kind!r}; known kinds: {sorted(FOLD_RUNNERS)}")
     device = _device(exp.train.device)
     per_seed, costs, history = {}, {}, {}
     for seed in exp.seeds:
@@ -54,44 +117,23 @@ def run_variant(exp: Experiment, fs: FeatureSet, store: FeatureStore, name: str,
         folds = make_folds(SplitSpec(**{**exp.split.__dict__, "seed": seed}), fs.labels, fs.groups, fs.splits, fs.views)
         labels, logits, train_s, waits = [], [], 0.0, []
         for fold in folds:
-            model = new_model(fs, cfg, variant, clip_parts)
-            ckpt = exp.out / name / f"seed{seed}" / fold.name / "checkpoint.pt"
-            extra = {"classes": fs.classes, "class_text": fs.class_text, "scene_text": fs.scene_text,
-                     "class_sentences": fs.class_sentences, "extract_config": store.config.to_dict(),
-                     "clip_identity": json.loads(json.dumps(store.clip_identity)), "store_url": str(store.url),
-                     "variant": name, "dataset": exp.dataset}
-            trainer = Trainer(fs, fold, cfg, model, ckpt, extra)
-            bar = progress_bar(exp.quiet)
-            with bar:
-                task = bar.add_task(f"{name} s{seed} {fold.name}", total=cfg.epochs, rate="")
-                bar.update(task, completed=0)
-
-                def tick(epoch: int, rec: dict) -> None:
-                    bar.update(task, completed=epoch, rate=f"loss {rec['total']:.3f} ce {rec['ce']:.3f}")
-                    if exp.quiet and (epoch % 10 == 0 or epoch == cfg.epochs):  # log lines instead of a bar
-                        terms = " ".join(f"{k} {v:.4f}" for k, v in rec.items() if k not in ("epoch", "lr"))
-                        console.print(f"{name} seed {seed} {fold.name} epoch {epoch}/{cfg.epochs} lr {rec['lr']:.2e} {terms}")
-
-                run = trainer.fit(resume=exp.resume, on_epoch_end=tick)
-                bar.update(task, completed=cfg.epochs)
-            logits.append(predict_logits(run.model, fs, fold.val, device))
+            done = FOLD_RUNNERS[variant.kind](exp, fs, store, variant, cfg, fold, clip_parts, device)
+            logits.append(done.logits)
             labels.append(fs.labels[fold.val])
-            train_s += run.train_seconds
-            waits.append(run.data_wait_share)
-            history[f"seed{seed}/{fold.name}"] = run.history
+            train_s += done.train_seconds
+            waits.append(done.data_wait_share)
+            history[f"seed{seed}/{fold.name}"] = done.history
             if not costs:
-                from train.costs import head_costs
-
-                costs = head_costs(run.model, fs, fold.val, device)
+                costs = done.costs()
         y, z = np.concatenate(labels), np.concatenate(logits)
         m = classification_metrics(y, z, fs.classes)
-        m.update(train_seconds=train_s, folds=[f.name for f in folds], data_wait_share=float(np.nanmean(waits)))
+        m.update(train_seconds=train_s, folds=[f.name for f in folds], data_wait_share=_nanmean(waits))
         per_seed[seed] = m
     summary = {k: mean_std([per_seed[s][k] for s in exp.seeds]) for k in METRICS}
     summary["train_seconds"] = mean_std([per_seed[s]["train_seconds"] for s in exp.seeds])
-    return {"variant": name, "description": variant.description, "per_seed": per_seed,
-            "mean": {k: v[0] for k, v in summary.items()}, "std": {k: v[1] for k, v in summary.items()},
-            "costs": costs, "history": history}
+    return {"variant": name, "description": variant.description, "kind": variant.kind, "backbone": variant.backbone,
+            "per_seed": per_seed, "mean": {k: v[0] for k, v in summary.items()},
+            "std": {k: v[1] for k, v in summary.items()}, "costs": costs, "history": history}
 
 
 def run_experiment(exp: Experiment) -> dict:
@@ -103,8 +145,10 @@ def run_experiment(exp: Experiment) -> dict:
     if exp.split.protocol == "auto" and getattr(dataset, "protocol", "auto") != "auto":
         exp = replace(exp, split=replace(exp.split, protocol=dataset.protocol))  # the dataset's own protocol
     console.print(f"split protocol: {exp.split.protocol}")
+    variants = [get_variant(v) for v in exp.variants]
+    extra = _extra_arrays(store, exp, variants)
     fs = load_features(store, dataset, n_frames=exp.train.n_frames or None, tokens=_wants_tokens(store, exp),
-                       text_encoder=lambda sentences: _store_text_encoder(store)(sentences))
+                       text_encoder=lambda sentences: _store_text_encoder(store)(sentences), extra=extra)
     console.print(f"features loaded from {exp.store}: {len(fs)} videos, {len(fs.classes)} classes, "
                   f"in {fs.load_seconds:.2f} s (no video decoded)")
     if fs.skipped:
@@ -115,7 +159,6 @@ def run_experiment(exp: Experiment) -> dict:
         console.print("[bold yellow]CLIP weights in this store are RANDOM (--pretrained none): figures say nothing "
                       "about pretrained CLIP.[/bold yellow]")
     exp.out.mkdir(parents=True, exist_ok=True)
-    variants = [get_variant(v) for v in exp.variants]
     clip_parts = _clip_parts(store, fs, variants, exp.train.device)
     results = {}
     settings = _settings(exp)
@@ -131,14 +174,16 @@ def run_experiment(exp: Experiment) -> dict:
         results[name] = json.loads(json.dumps(result, default=float))
         done.parent.mkdir(parents=True, exist_ok=True)
         done.write_text(json.dumps(results[name], indent=1))
-    from train.costs import backbone_costs
-
     summary = {
         "store": str(exp.store), "dataset": exp.dataset, "videos": len(fs), "classes": fs.classes,
         "clip": identity, "random_clip_weights": bool(identity.get("random_weights")),
         "extract_config": store.config.to_dict(), "train_config": exp.train.to_dict(),
         "split": exp.split.__dict__, "seeds": list(exp.seeds), "data_load_seconds": fs.load_seconds,
-        "backbone": backbone_costs(store.config.clip_model, fs.dims["n_frames"]),
+        "n_frames": fs.dims["n_frames"],
+        "backbone": _backbone_costs("clip", store, fs.dims["n_frames"]),
+        "backbones": {b: _backbone_costs(b, store, fs.dims["n_frames"]) for b in dict.fromkeys(
+            results[n].get("backbone", "clip") for n in exp.variants)},
+        "backbone_identity": store.backbone_identity,
         "extract_ms_per_video": _extract_ms(store), "variants": results,
     }
     (exp.out / "metrics.json").write_text(json.dumps(summary, indent=1, default=float))
@@ -159,6 +204,56 @@ def _settings(exp: Experiment) -> dict:
     """What a variant's result depends on besides the store, JSON-safe: checked before reusing result.json."""
     return json.loads(json.dumps({"dataset": exp.dataset, "train": exp.train.to_dict(),
                                   "split": exp.split.__dict__, "seeds": list(exp.seeds)}))
+
+
+def _extra_arrays(store: FeatureStore, exp: Experiment, variants: list[Variant]) -> tuple[str, ...]:
+    """The extra backbone arrays the variants read (e.g. resnet50); a clear error before any training if absent."""
+    extra = tuple(dict.fromkeys(a for v in variants for a in v.extra_arrays))
+    missing = [a for a in extra if a not in store.config.backbones]
+    if missing:
+        needing = [v.name for v in variants if set(v.extra_arrays) & set(missing)]
+        others = ",".join(v.name for v in variants if v.name not in needing)
+        raise StoreError(
+            f"variant(s) {', '.join(needing)} read {', '.join(missing)} features, which {exp.store} does not hold: "
+            f"add them with `fgm-extract VIDEOS --out {exp.store} " + " ".join(f"--backbone {m}" for m in missing)
+            + "` (only the new features are computed)" + (f", or run the others: --variants {others}" if others else "")
+        )
+    return extra
+
+
+def _backbone_costs(name: str, store: FeatureStore, n_frames: int) -> dict:
+    """Frozen image backbone per video (n_frames images): params (M), GFLOPs; architecture only, no weights."""
+    return BACKBONE_COSTS.get(name, _torchvision_costs)(name, store, n_frames)
+
+
+def _clip_costs(name: str, store: FeatureStore, n_frames: int) -> dict:
+    from train.costs import backbone_costs
+
+    return backbone_costs(store.config.clip_model, n_frames)
+
+
+def _no_costs(name: str, store: FeatureStore, n_frames: int) -> dict:
+    return {"backbone_params_M": 0.0, "backbone_gflops_per_video": 0.0}
+
+
+def _torchvision_costs(name: str, store: FeatureStore, n_frames: int) -> dict:
+    """A stage-one torchvision backbone (extract.backbones) at its ImageNet input size (224 px crop)."""
+    import torch
+    import torchvision
+
+    from extract.backbones import BACKBONES, IMAGENET_CROP
+    from train.costs import flops
+
+    spec = BACKBONES[name]
+    model = torchvision.models.get_model(spec.arch, weights=None).eval()
+    setattr(model, spec.head, torch.nn.Identity())  # stage one keeps the pooled features, not the logits
+    per_image = flops(model, torch.zeros(1, 3, IMAGENET_CROP, IMAGENET_CROP))
+    return {"backbone_params_M": sum(p.numel() for p in model.parameters()) / 1e6,
+            "backbone_gflops_per_video": per_image * n_frames, "image_size": IMAGENET_CROP}
+
+
+# Variant.backbone -> its per-video cost; names not listed are torchvision backbones of extract.backbones
+BACKBONE_COSTS = {"clip": _clip_costs, "none": _no_costs}
 
 
 def _wants_tokens(store: FeatureStore, exp: Experiment) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 
 import torch
 from torch import nn
@@ -15,15 +15,27 @@ from train.classifier import CLASSIFIERS
 from train.context import ContextEncoder
 from train.fusion import FUSIONS
 from train.motion import MOTION_ENCODERS, TEMPORAL, MotionDecoder
+from train.streams import STREAM_ENCODERS, STREAM_FUSIONS
 
 # The attention modules over motion features (decoder, attention aligner, temporal transformer)
 # all default to 4 heads; motion_dim must split evenly among them.
 ATTENTION_HEADS = 4
 
+# The parts' own registries plus the single-stream baselines' parts (train/streams.py).
+MOTION_CHOICES = {**MOTION_ENCODERS, **STREAM_ENCODERS}
+FUSION_CHOICES = {**FUSIONS, **STREAM_FUSIONS}
+
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture and loss weights; the six sizes come from the feature store, never constants."""
+    """Architecture and loss weights; the sizes come from the feature store, never constants.
+
+    `clip_dim` is CLIP's joint image/text width: the class and scene texts live there, and so do the
+    frame embeddings under `visual_key="clip"`. Another `visual_key` (e.g. "resnet50", the `no_clip`
+    ablation) makes the model read that store array instead; its width `visual_dim` is taken from
+    `extra_dims` ({array: width}, FeatureSet.dims) and kept, while the text classifier still projects
+    h to `clip_dim`, the text space.
+    """
 
     clip_dim: int
     flow_grid: int
@@ -33,11 +45,11 @@ class ModelConfig:
     n_flow: int
     hidden: int = 256
     motion_dim: int = 256
-    motion_encoder: str = "flow"  # MOTION_ENCODERS
+    motion_encoder: str = "flow"  # MOTION_CHOICES
     temporal: str = "conv"  # TEMPORAL
     use_motion_decoder: bool = True
     aligner: str = "dtw"  # ALIGNERS
-    fusion: str = "mvsm"  # FUSIONS
+    fusion: str = "mvsm"  # FUSION_CHOICES
     use_context: bool = True
     classifier: str = "text"  # CLASSIFIERS
     use_adapter: bool = True
@@ -49,10 +61,21 @@ class ModelConfig:
     w_cluster: float = 0.05
     cluster_k: int = 0  # 0 = number of classes
     cluster_margin: float = 1.0
+    visual_key: str = "clip"  # the store array the visual stream reads, (T, visual_dim) per video
+    visual_dim: int = 0  # width of that array; 0 = clip_dim (the CLIP frame embeddings)
+    extra_dims: InitVar[dict | None] = None  # {array: width} of the extra arrays loaded; not stored
 
-    def __post_init__(self):
-        choices = {"motion_encoder": MOTION_ENCODERS, "temporal": TEMPORAL, "aligner": ALIGNERS,
-                   "fusion": FUSIONS, "classifier": CLASSIFIERS}
+    def __post_init__(self, extra_dims: dict | None):
+        if self.visual_key != "clip" and not self.visual_dim:
+            if not extra_dims or self.visual_key not in extra_dims:
+                raise ValueError(f"this model reads {self.visual_key!r} features, which were not loaded from the "
+                                 f"store; extract them with `fgm-extract VIDEOS --out STORE --backbone "
+                                 f"{self.visual_key}` and load them with load_features(extra=({self.visual_key!r},))")
+            object.__setattr__(self, "visual_dim", int(extra_dims[self.visual_key]))
+        if self.visual_key == "clip" and self.visual_dim not in (0, self.clip_dim):
+            raise ValueError(f"visual_dim {self.visual_dim} differs from clip_dim {self.clip_dim} for CLIP features")
+        choices = {"motion_encoder": MOTION_CHOICES, "temporal": TEMPORAL, "aligner": ALIGNERS,
+                   "fusion": FUSION_CHOICES, "classifier": CLASSIFIERS}
         for name, registry in choices.items():
             if getattr(self, name) not in registry:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not one of {sorted(registry)}")
@@ -62,6 +85,9 @@ class ModelConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.motion_dim % ATTENTION_HEADS:
             raise ValueError(f"motion_dim must be a multiple of {ATTENTION_HEADS} (attention heads), got {self.motion_dim}")
+        if self.use_context and self.visual_key != "clip":
+            raise ValueError("the context prior compares frames with CLIP scene texts; it needs visual_key='clip' "
+                             "(set use_context=False)")
 
     def to_dict(self) -> dict:
         """JSON-safe dict of every field."""
@@ -79,6 +105,16 @@ class ModelConfig:
     def n_clusters(self) -> int:
         return self.cluster_k or self.n_classes
 
+    @property
+    def visual_width(self) -> int:
+        """Width of the visual features the model reads: visual_dim, or clip_dim for CLIP frames."""
+        return self.visual_dim or self.clip_dim
+
+    @property
+    def uses_v_proj(self) -> bool:
+        """v projected to motion space is needed by Eq. 2 and by the DTW / attention aligners' cost."""
+        return self.w_align > 0 or self.aligner != "interp"
+
 
 class FGMCLIP(nn.Module):
     """Frozen-CLIP features + flow -> class logits: batch dict -> dict of tensors (see forward).
@@ -89,34 +125,43 @@ class FGMCLIP(nn.Module):
     """
 
     def __init__(self, cfg: ModelConfig, class_text: torch.Tensor, scene_text: torch.Tensor | None,
-                 token_tail: nn.Module | None = None, prompt_learner: nn.Module | None = None):
+                 token_tail: nn.Module | None = None, prompt_learner: nn.Module | None = None,
+                 classifier_inputs: dict | None = None):
         super().__init__()
-        d, dm, hid = cfg.clip_dim, cfg.motion_dim, cfg.hidden
+        d, dv, dm, hid = cfg.clip_dim, cfg.visual_width, cfg.motion_dim, cfg.hidden
         if tuple(class_text.shape) != (cfg.n_classes, d):
             raise ValueError(f"class_text must be (n_classes={cfg.n_classes}, clip_dim={d}), "
                              f"got {tuple(class_text.shape)}")
         if cfg.use_context and (scene_text is None or scene_text.shape[1] != d):
             raise ValueError(f"use_context needs scene_text of shape (K, clip_dim={d})")
         self.cfg = cfg
+        if token_tail is not None and cfg.visual_key != "clip":
+            raise ValueError("token adapters re-run CLIP's last block; they cannot adapt non-CLIP features")
         # With a token tail the adapters live inside it; the embedding adapter would never run.
         use_embedding_adapter = cfg.use_adapter and token_tail is None
-        self.adapter = EmbeddingAdapter(d, cfg.adapter_bottleneck) if use_embedding_adapter else nn.Identity()
+        self.adapter = EmbeddingAdapter(dv, cfg.adapter_bottleneck) if use_embedding_adapter else nn.Identity()
         self.token_tail = token_tail
         max_len = max(cfg.n_frames, cfg.n_flow)
-        self.motion = MOTION_ENCODERS[cfg.motion_encoder](d, cfg.flow_hist_dim, dm, cfg.temporal, max_len, cfg.dropout)
-        self.decoder = MotionDecoder(dm, d, dropout=cfg.dropout) if cfg.use_motion_decoder else None
-        self.v_proj = nn.Linear(d, dm)  # visual into motion space: Eq. 2 target, and the DTW cost
-        self.aligner = ALIGNERS[cfg.aligner](dm, d, proj=self.v_proj)
+        # the visual-side motion entries (visual_tcn, frame_transformer) read the CLIP frames, width d
+        self.motion = MOTION_CHOICES[cfg.motion_encoder](d, cfg.flow_hist_dim, dm, cfg.temporal, max_len, cfg.dropout)
+        self.decoder = MotionDecoder(dm, dv, dropout=cfg.dropout) if cfg.use_motion_decoder else None
+        # visual into motion space: Eq. 2 target, and the DTW cost; absent where neither is used
+        self.v_proj = nn.Linear(dv, dm) if cfg.uses_v_proj else None
+        self.aligner = ALIGNERS[cfg.aligner](dm, dv, proj=self.v_proj)
         self.context = ContextEncoder(scene_text, hid, class_text) if cfg.use_context else None
-        self.fusion = FUSIONS[cfg.fusion](d, dm, hid if cfg.use_context else 0, hid, cfg.dropout)
-        self.classifier = CLASSIFIERS[cfg.classifier](hid, class_text)
+        self.fusion = FUSION_CHOICES[cfg.fusion](dv, dm, hid if cfg.use_context else 0, hid, cfg.dropout)
+        # classifier_inputs: what a classifier needs beyond (hidden, class_text), e.g. class-sentence tokens
+        self.classifier = CLASSIFIERS[cfg.classifier](hid, class_text, **(classifier_inputs or {}))
         self.prompt_learner = prompt_learner
 
     def visual(self, batch: dict) -> torch.Tensor:
-        """Adapted per-frame visual features v' (B, T, D)."""
-        clip = batch["clip"]  # (B, T, D)
+        """Adapted per-frame visual features v' (B, T, Dv): batch[visual_key], or CLIP's tail over the tokens."""
+        key = self.cfg.visual_key
+        if key not in batch:
+            raise KeyError(f"this model reads {key!r} features and the batch has none; extract them with "
+                           f"`fgm-extract VIDEOS --out STORE --backbone {key}`")
         if self.token_tail is None:
-            return self.adapter(clip)
+            return self.adapter(batch[key])  # (B, T, Dv)
         if "tokens" not in batch:
             raise KeyError("this model adapts patch tokens; build the store with tokens (extract --tokens)")
         tokens = batch["tokens"]  # (B, T, L, W)
@@ -124,24 +169,25 @@ class FGMCLIP(nn.Module):
         return self.token_tail(tokens.flatten(0, 1)).view(b, t, -1)  # (B, T, D)
 
     def forward(self, batch: dict) -> dict:
-        """batch: clip (B, T, D), flow (B, Tf, 2, G, G), flow_hist (B, Tf, Hh), [tokens] -> outputs.
+        """batch: clip (B, T, D), flow (B, Tf, 2, G, G), flow_hist (B, Tf, Hh), [tokens], [visual_key] -> outputs.
 
-        Returns logits (B, C), v (B, T, D), m (B, Tf, Dm), m_aligned (B, T, Dm), v_proj (B, T, Dm),
-        scene_p (B, T, K) or None, scene_q (C, K) or None (each class's language scene prior),
-        h_t (B, T, H), h (B, H).
+        Returns logits (B, C), v (B, T, Dv), m (B, Tf, Dm), m_aligned (B, T, Dm), v_proj (B, T, Dm)
+        or None (not built: no Eq. 2 and an interp aligner), scene_p (B, T, K) or None, scene_q (C, K)
+        or None (each class's language scene prior), h_t (B, T, H), h (B, H).
         """
-        if batch["clip"].shape[-1] != self.cfg.clip_dim:
-            raise ValueError(f"clip features have dim {batch['clip'].shape[-1]}, the model expects {self.cfg.clip_dim}")
-        v = self.visual(batch)  # (B, T, D)
+        key, width = self.cfg.visual_key, self.cfg.visual_width
+        if key in batch and batch[key].shape[-1] != width:
+            raise ValueError(f"{key} features have dim {batch[key].shape[-1]}, the model expects {width}")
+        v = self.visual(batch)  # (B, T, Dv)
         m = self.motion(batch)  # (B, Tf, Dm)
         if self.decoder is not None:
             m = self.decoder(m, v)
-        v_proj = self.v_proj(v)  # (B, T, Dm)
+        v_proj = self.v_proj(v) if self.v_proj is not None else None  # (B, T, Dm)
         m_aligned = self.aligner(m, v)  # (B, T, Dm)
         c, scene_p = self.context(v) if self.context is not None else (None, None)  # (B, T, H), (B, T, K)
         h_t, h = self.fusion(v, m_aligned, c)  # (B, T, H), (B, H)
         class_emb = self.prompt_learner() if self.prompt_learner is not None else None  # (C, D)
-        logits = self.classifier(h, class_emb)  # (B, C)
+        logits = self.classifier(h, class_emb, h_t=h_t)  # (B, C)
         return {
             "logits": logits, "v": v, "m": m, "m_aligned": m_aligned, "v_proj": v_proj,
             "scene_p": scene_p, "scene_q": self.context.class_prior if self.context is not None else None,
@@ -150,6 +196,8 @@ class FGMCLIP(nn.Module):
 
 
 def build_model(cfg: ModelConfig, class_text: torch.Tensor, scene_text: torch.Tensor | None,
-                token_tail: nn.Module | None = None, prompt_learner: nn.Module | None = None) -> FGMCLIP:
+                token_tail: nn.Module | None = None, prompt_learner: nn.Module | None = None,
+                classifier_inputs: dict | None = None) -> FGMCLIP:
     """The model for `cfg`, with class text (C, D) and scene bank (K, D) as fixed buffers."""
-    return FGMCLIP(cfg, class_text, scene_text, token_tail=token_tail, prompt_learner=prompt_learner)
+    return FGMCLIP(cfg, class_text, scene_text, token_tail=token_tail, prompt_learner=prompt_learner,
+                   classifier_inputs=classifier_inputs)

@@ -127,7 +127,13 @@ def rebuild_model(ckpt: dict, clip=None) -> FGMCLIP:
         n_ctx = int(state["prompt_learner.ctx"].shape[0]) if "prompt_learner.ctx" in state else 0
         parts = ClipParts(clip, ckpt["class_sentences"], ckpt["classes"], has_tokens=has_tail)
         tail, prompt = parts(Variant(ckpt.get("variant", ""), token_adapters=has_tail, prompt_ctx=n_ctx), mcfg)
-    model = build_model(mcfg, ckpt["class_text"], ckpt["scene_text"], token_tail=tail, prompt_learner=prompt)
+    inputs = None
+    if mcfg.classifier == "token_interaction":
+        from train.classifier import interaction_inputs_from_state
+
+        inputs = interaction_inputs_from_state(state)  # the text buffers travel in the checkpoint
+    model = build_model(mcfg, ckpt["class_text"], ckpt["scene_text"], token_tail=tail, prompt_learner=prompt,
+                        classifier_inputs=inputs)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

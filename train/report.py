@@ -1,4 +1,4 @@
-"""report.md, confusion-matrix PNGs and the rich table of an experiment's metrics.json summary."""
+"""report.md (with the quality and cost tables of train.tables), confusion-matrix PNGs and the rich table."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 from rich.table import Table
 
 from fgm_common.console import console
+from train.tables import cost_markdown, provenance_line, quality_markdown, write_tables
 
 METRICS = ("accuracy", "recall", "f1", "auc")
 
@@ -15,16 +16,6 @@ METRICS = ("accuracy", "recall", "f1", "auc")
 def _pm(res: dict, key: str) -> str:
     m, s = res["mean"][key], res["std"][key]
     return "nan" if m != m else f"{100 * m:.2f} ± {100 * s:.2f}"
-
-
-def _provenance_line(summary: dict) -> str:
-    clip = summary["clip"]
-    weights = "RANDOM weights (--pretrained none)" if summary["random_clip_weights"] else f"pretrained {clip.get('pretrained')}"
-    split = summary["split"]
-    return (f"Data: `{summary['store']}` ({summary['videos']} videos, {len(summary['classes'])} classes, dataset "
-            f"`{summary['dataset']}`). Split: `{split['protocol']}` (val fraction {split['val_fraction']}), metrics on "
-            f"validation videos only, pooled over folds, mean ± std over seeds {summary['seeds']}. "
-            f"CLIP: {clip.get('model')} with {weights}.")
 
 
 def confusion_png(confusion: list[list[int]], classes: list[str], path: Path, title: str) -> None:
@@ -50,22 +41,13 @@ def confusion_png(confusion: list[list[int]], classes: list[str], path: Path, ti
 
 
 def write_report(summary: dict, out: Path) -> None:
-    """report.md with the quality table, the cost table and per-class figures; confusion_<variant>.png."""
-    bb = summary["backbone"]
-    lines = ["# fgm-train report", "", _provenance_line(summary), "",
-             "| variant | accuracy % | recall % | F1 % | AUC % |", "|---|---|---|---|---|"]
-    for name, res in summary["variants"].items():
-        lines.append(f"| {name} | " + " | ".join(_pm(res, k) for k in METRICS) + " |")
-    lines += ["", f"Frozen CLIP image tower ({summary['clip'].get('model')}): {bb['backbone_params_M']:.2f} M params, "
-              f"{bb['backbone_gflops_per_video']:.2f} GFLOPs per video; measured extraction "
-              f"{summary['extract_ms_per_video']:.1f} ms per video.", "",
-              "| variant | head params trainable (M) | head GFLOPs/video | inference ms/video (head) | "
-              "inference ms/video (with extraction) | training s |", "|---|---|---|---|---|---|"]
-    for name, res in summary["variants"].items():
-        c = res["costs"]
-        lines.append(f"| {name} | {c['head_params_trainable_M']:.3f} | {c['head_gflops_per_video']:.4f} | "
-                     f"{c['infer_ms_head']:.2f} | {c['infer_ms_head'] + summary['extract_ms_per_video']:.1f} | "
-                     f"{res['mean']['train_seconds']:.1f} |")
+    """report.md: the quality table, the cost table, per-class figures; confusion_<variant>.png; the table files.
+
+    The two tables are those of train.tables (also written as table_*.md/.csv, with sweep.png).
+    """
+    write_tables(summary, out)
+    lines = ["# fgm-train report", "", provenance_line(summary), "", "## Validation quality", "",
+             quality_markdown(summary), "![metrics per variant](sweep.png)", "", "## Costs", "", cost_markdown(summary)]
     for name, res in summary["variants"].items():
         first = next(iter(res["per_seed"].values()))
         png = out / f"confusion_{name}.png"
@@ -78,7 +60,7 @@ def write_report(summary: dict, out: Path) -> None:
 
 
 def print_table(summary: dict) -> None:
-    table = Table(title="validation metrics (%)", caption=_provenance_line(summary))
+    table = Table(title="validation metrics (%)", caption=provenance_line(summary))
     for col in ("variant", "accuracy", "recall", "F1", "AUC", "train s", "infer ms"):
         table.add_column(col)
     for name, res in summary["variants"].items():

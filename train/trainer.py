@@ -208,4 +208,10 @@ def new_model(fs: FeatureSet, cfg: TrainConfig, variant: Variant, clip_parts=Non
     torch.manual_seed(cfg.seed)
     mcfg = model_config(fs, cfg, variant)
     tail, prompt = clip_parts(variant, mcfg) if clip_parts else (None, None)
-    return build_model(mcfg, fs.class_text, fs.scene_text, token_tail=tail, prompt_learner=prompt)
+    inputs = None
+    if mcfg.classifier == "token_interaction":
+        if clip_parts is None:
+            raise ValueError("the token_interaction classifier needs the store's CLIP text tower (clip_parts)")
+        inputs = clip_parts.interaction_inputs()
+    return build_model(mcfg, fs.class_text, fs.scene_text, token_tail=tail, prompt_learner=prompt,
+                       classifier_inputs=inputs)

@@ -1,7 +1,9 @@
-"""Ablation variants by name: each registered function returns what differs from the full model.
+"""Ablations and baselines by name: each registered function returns what differs from the full model.
 
 `@register_variant` follows timm's `@register_model`: `VARIANTS["no_motion"]()` -> Variant. Every
-variant reads the same feature store; none decodes a video.
+variant reads the same feature store; none decodes a video. `kind` says how a variant is fitted:
+"model" (an FGMCLIP trained by the Trainer) or a non-neural baseline of `train.baselines.BASELINES`.
+`SWEEPS` names the variant lists `fgm-train --sweep` runs.
 """
 
 from __future__ import annotations
@@ -19,6 +21,14 @@ class Variant:
     token_adapters: bool = True  # adapters inside the last CLIP block, when the store has tokens
     prompt_ctx: int = 4  # learnable text context vectors (0 = off)
     description: str = ""
+    kind: str = "model"  # "model", or a key of train.baselines.BASELINES (fitted without the Trainer)
+    backbone: str = "clip"  # the frozen image backbone run per video at inference: clip, resnet50, none
+
+    @property
+    def extra_arrays(self) -> tuple[str, ...]:
+        """Store arrays beyond clip/flow/tokens that this variant reads, e.g. ("resnet50",)."""
+        key = self.model.get("visual_key", "clip")
+        return () if key == "clip" else (key,)
 
 
 VARIANTS: dict[str, Callable[[], Variant]] = {}
@@ -33,6 +43,15 @@ def get_variant(name: str) -> Variant:
     if name not in VARIANTS:
         raise ValueError(f"unknown variant {name!r}; choose one of {sorted(VARIANTS)}")
     return VARIANTS[name]()
+
+
+def model_variants() -> list[str]:
+    """Names of the variants that are FGMCLIP models (trained by the Trainer), in registration order."""
+    return [name for name, fn in VARIANTS.items() if fn().kind == "model"]
+
+
+# Baselines train with cross-entropy only: the prior losses are FGM-CLIP's own contribution.
+NO_PRIORS = {"w_align": 0.0, "w_motion": 0.0, "w_context": 0.0, "w_cluster": 0.0}
 
 
 @register_variant
@@ -57,9 +76,38 @@ def attention_aligner() -> Variant:
 
 
 @register_variant
+def no_clip() -> Variant:
+    # scene texts live in CLIP space, so no context; no CLIP tokens or text context to adapt
+    return Variant("no_clip", {"visual_key": "resnet50", "use_context": False}, token_adapters=False, prompt_ctx=0,
+                   backbone="resnet50",
+                   description="paper ablation: ResNet-50 frame features (store array 'resnet50') instead of CLIP; "
+                               "no context; text classifier still in CLIP text space")
+
+
+@register_variant
 def no_priors() -> Variant:
-    return Variant("no_priors", {"w_align": 0.0, "w_motion": 0.0, "w_context": 0.0, "w_cluster": 0.0},
-                   description="cross-entropy only")
+    return Variant("no_priors", dict(NO_PRIORS), description="cross-entropy only")
+
+
+@register_variant
+def no_align_loss() -> Variant:
+    return Variant("no_align_loss", {"w_align": 0.0}, description="prior off: visual-motion alignment loss (Eq. 2-3)")
+
+
+@register_variant
+def no_motion_prior() -> Variant:
+    return Variant("no_motion_prior", {"w_motion": 0.0}, description="prior off: class-mean motion loss (Eq. 11)")
+
+
+@register_variant
+def no_context_prior() -> Variant:
+    return Variant("no_context_prior", {"w_context": 0.0},
+                   description="prior off: scene-context KL (Eq. 12); context features still fused")
+
+
+@register_variant
+def no_cluster_prior() -> Variant:
+    return Variant("no_cluster_prior", {"w_cluster": 0.0}, description="prior off: cluster contrast (Eq. 13-14)")
 
 
 @register_variant
@@ -69,5 +117,58 @@ def no_adapter() -> Variant:
 
 
 @register_variant
+def token_interaction() -> Variant:
+    return Variant("token_interaction", {"classifier": "token_interaction"}, prompt_ctx=0,
+                   description="related paper 002: weighted token-wise interaction of class-sentence tokens and fused frames")
+
+
+@register_variant
 def linear_head() -> Variant:
     return Variant("linear_head", {"classifier": "linear"}, prompt_ctx=0, description="linear head instead of text classifier")
+
+
+# ---- baselines over the same store --------------------------------------------------------------
+@register_variant
+def zero_shot() -> Variant:
+    return Variant("zero_shot", token_adapters=False, prompt_ctx=0, kind="zero_shot",
+                   description="baseline: CLIP zero-shot, mean frame embedding vs class texts, no training")
+
+
+@register_variant
+def linear_probe() -> Variant:
+    return Variant("linear_probe", token_adapters=False, prompt_ctx=0, kind="linear_probe",
+                   description="baseline: logistic regression on time-averaged, L2-normalised CLIP features")
+
+
+@register_variant
+def temporal_transformer() -> Variant:
+    return Variant("temporal_transformer",
+                   {"motion_encoder": "frame_transformer", "use_motion_decoder": False, "aligner": "interp",
+                    "fusion": "motion_only", "use_context": False, "use_adapter": False, **NO_PRIORS},
+                   token_adapters=False, prompt_ctx=0,
+                   description="baseline (ActionCLIP-style): transformer over CLIP frames, text classifier; no flow")
+
+
+@register_variant
+def flow_only() -> Variant:
+    return Variant("flow_only",
+                   {"use_motion_decoder": False, "aligner": "interp", "fusion": "motion_only", "use_context": False,
+                    "use_adapter": False, **NO_PRIORS},
+                   token_adapters=False, prompt_ctx=0, backbone="none",
+                   description="baseline: flow motion stream only, text classifier; no visual features fused")
+
+
+ABLATIONS = ("full", "no_clip", "no_motion", "no_fusion", "no_align_loss", "no_motion_prior", "no_context_prior",
+             "no_cluster_prior", "no_priors", "attention_aligner", "no_adapter", "linear_head")
+BASELINE_SWEEP = ("full", "zero_shot", "linear_probe", "temporal_transformer", "flow_only")
+SWEEPS: dict[str, tuple[str, ...]] = {
+    "ablations": ABLATIONS,  # Table 3/4 style: the paper's three ablations and ours
+    "baselines": BASELINE_SWEEP,  # Table 1/2 style: FGM-CLIP against baselines over the same store
+    "all": tuple(dict.fromkeys(ABLATIONS + BASELINE_SWEEP)),
+}
+
+
+def get_sweep(name: str) -> tuple[str, ...]:
+    if name not in SWEEPS:
+        raise ValueError(f"unknown sweep {name!r}; choose one of {sorted(SWEEPS)}")
+    return SWEEPS[name]

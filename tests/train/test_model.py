@@ -79,7 +79,10 @@ CHOICES = ([("motion_encoder", n) for n in MOTION_ENCODERS] + [("temporal", n) f
 @pytest.mark.parametrize("field,value", CHOICES)
 def test_every_choice_forward_and_backward(field, value):
     cfg = make_cfg(**{field: value})
-    model = build_model(cfg, torch.randn(C, D), torch.randn(K, D)).train()
+    inputs = None
+    if value == "token_interaction":  # class-sentence tokens, as ClipParts.interaction_inputs() gives them
+        inputs = {"text_tokens": torch.randn(C, 4, D), "text_mask": torch.ones(C, 4, dtype=torch.bool)}
+    model = build_model(cfg, torch.randn(C, D), torch.randn(K, D), classifier_inputs=inputs).train()
     out = run_step(model, cfg, make_batch())
     assert out["logits"].shape == (B, C)
     assert (out["scene_p"] is None) == (not cfg.use_context)

@@ -218,10 +218,16 @@ def test_concat_fusion_is_linear_of_the_mean():
     torch.testing.assert_close(h, fusion.out(torch.cat([v, m], -1).mean(1)))
 
 
+def token_inputs() -> dict:
+    """Class-sentence token features and mask, as ClipParts.interaction_inputs() gives them: one sentence per class."""
+    return {"text_tokens": torch.randn(C, 4, D), "text_mask": torch.ones(C, 4, dtype=torch.bool)}
+
+
 @pytest.mark.parametrize("name", sorted(CLASSIFIERS))
 def test_classifiers(name):
-    head = CLASSIFIERS[name](H, torch.randn(C, D))
-    logits = head(torch.randn(B, H))
+    extra = token_inputs() if name == "token_interaction" else {}
+    head = CLASSIFIERS[name](H, torch.randn(C, D), **extra)
+    logits = head(torch.randn(B, H), h_t=torch.randn(B, T, H))
     assert logits.shape == (B, C)
     logits.sum().backward()
     assert_grads(head)

@@ -9,8 +9,14 @@ import torch
 
 from fgm_common.datasets import get_dataset
 from fgm_common.store import FeatureStore
-from train.classifier import (CLASSIFIERS, MAX_LOGIT_SCALE, LinearHead, TextClassifier,
-                              TokenInteractionClassifier)
+from train.classifier import (
+    CLASSIFIERS,
+    MAX_LOGIT_SCALE,
+    LinearHead,
+    TextClassifier,
+    TokenInteractionClassifier,
+    interaction_inputs_from_state,
+)
 from train.clip_parts import ClipParts, load_store_clip
 from train.data import load_features
 
@@ -150,6 +156,17 @@ def test_frames_equal_to_a_class_tokens_score_exactly_one_and_win():
             logits = clf(h_t.mean(1), h_t=h_t)[0] / clf.logit_scale.exp()  # cosine-level scores (C,)
             torch.testing.assert_close(logits[c], torch.tensor(1.0))  # every max is an exact match
             assert int(logits.argmax()) == c and (logits[torch.arange(C) != c] < 1 - 1e-3).all()
+
+
+def test_rebuilds_from_its_own_state_dict():
+    clf = make(seed=4)
+    state = {f"classifier.{k}": v for k, v in clf.state_dict().items()}  # as inside FGMCLIP's state dict
+    torch.manual_seed(99)  # different init: everything must come from the state
+    again = TokenInteractionClassifier(6, torch.zeros(C, D), **interaction_inputs_from_state(state))
+    again.load_state_dict(clf.state_dict(), strict=True)
+    h_t = torch.randn(2, 4, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(again(h_t.mean(1), h_t=h_t), clf(h_t.mean(1), h_t=h_t), rtol=0, atol=0)
 
 
 def test_errors_say_what_to_do():

@@ -16,7 +16,7 @@ from train.losses import PriorState, compute_losses
 from train.model import ModelConfig
 from train.splits import Fold, SplitSpec, make_folds
 from train.trainer import TrainConfig, Trainer, new_model, predict_logits
-from train.variants import VARIANTS, get_variant
+from train.variants import get_variant, model_variants
 
 # small widths keep a step fast; batch 2 over 3 training videos gives 2 steps per epoch (one of size 1)
 SMALL = dict(hidden=32, motion_dim=32, batch_size=2, device="cpu")
@@ -159,9 +159,19 @@ def test_validation_videos_are_never_read_during_fit(fs, fold, tmp_path, monkeyp
 
 
 # ---- every variant -------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", sorted(VARIANTS))
+def with_extra_arrays(fs, names: tuple[str, ...]):
+    """fs plus random (N, T, 40) stand-ins for extra backbone arrays (no_clip's resnet50) the tiny store lacks."""
+    if not names:
+        return fs
+    n, t = fs.tensors["clip"].shape[:2]
+    return dataclasses.replace(fs, tensors={**fs.tensors, **{k: torch.randn(n, t, 40) for k in names}}, extra=names)
+
+
+# model variants only: the non-neural baselines (zero_shot, linear_probe) are exercised in test_baselines.py
+@pytest.mark.parametrize("name", sorted(model_variants()))
 def test_every_variant_runs_forward_and_backward(name, fs, fold, parts):
     variant = get_variant(name)
+    fs = with_extra_arrays(fs, variant.extra_arrays)
     cfg = TrainConfig(**SMALL, variant=name)
     model = new_model(fs, cfg, variant, parts).train()
     mcfg = model.cfg
