@@ -156,7 +156,8 @@ class TextPromptLearner(nn.Module):
         ctx = self.ctx.unsqueeze(0).expand(s, -1, -1)  # (S, n_ctx, W)
         x = torch.cat([emb[:, :1], ctx, emb[:, 1:length - self.n_ctx]], dim=1)  # (S, L, W)
         x = x + self.positional_embedding[:length]
-        x = self.transformer(x, attn_mask=self.attn_mask)
+        mask = None if self.attn_mask is None else self.attn_mask[:length, :length]  # ids may be trimmed
+        x = self.transformer(x, attn_mask=mask)
         x = self.ln_final(x)
         pooled = x[torch.arange(s, device=x.device), eot + self.n_ctx]  # (S, W)
         if isinstance(self.text_projection, nn.Module):

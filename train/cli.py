@@ -55,6 +55,9 @@ def train(
     lr: Annotated[float, typer.Option(help="Adam learning rate (paper: 1e-3), cosine-annealed.")] = 1e-3,
     frames: Annotated[int, typer.Option(help="Frames per video fed to the model (0 = as stored).")] = 0,
     hidden: Annotated[int, typer.Option(help="Fusion width H.")] = 256,
+    token_adapters: Annotated[bool, typer.Option(help="Adapters inside the last CLIP block over the cached tokens "
+                                                      "(when the store has them; slow on CPU). Off: an adapter on "
+                                                      "the frame embeddings.")] = True,
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoints in --out.")] = False,
     list_variants: Annotated[bool, typer.Option(help="List the registered variants and exit.")] = False,
     device: Device = "auto",
@@ -85,7 +88,7 @@ def train(
             store=store, dataset=dataset, out=out, resume=resume, quiet=quiet, seeds=seed_list, annotations=annotations,
             variants=names,
             train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed_list[0], device=device,
-                              n_frames=frames, hidden=hidden),
+                              n_frames=frames, hidden=hidden, token_adapters=token_adapters),
             split=SplitSpec(protocol=split, val_fraction=val_fraction, folds=folds, val_view=val_view),
         )
         for v in exp.variants:

@@ -103,7 +103,11 @@ class ClipParts:
             console.print(f"[yellow]learnable text context off: some class has no sentence short enough for "
                           f"{n_ctx} context tokens in a context of {length}[/yellow]")
             return None
-        return TextPromptLearner(self.clip.model, n_ctx=n_ctx, token_ids=self.token_ids[keep], class_of=self.class_of[keep])
+        ids = self.token_ids[keep]
+        # The text mask is causal: positions after a sentence's end token never reach its pooled
+        # output, so trimming the padding to the longest sentence (+ context) changes nothing but time.
+        ids = ids[:, : int(eot[keep].max()) + 1 + n_ctx]
+        return TextPromptLearner(self.clip.model, n_ctx=n_ctx, token_ids=ids, class_of=self.class_of[keep])
 
     def __call__(self, variant, mcfg):
         tail = TokenTailWithAdapters(self.clip.model, n_blocks=1, bottleneck=mcfg.adapter_bottleneck) \

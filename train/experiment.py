@@ -257,7 +257,7 @@ BACKBONE_COSTS = {"clip": _clip_costs, "none": _no_costs}
 
 
 def _wants_tokens(store: FeatureStore, exp: Experiment) -> bool:
-    return store.config.tokens and any(get_variant(v).token_adapters for v in exp.variants)
+    return store.config.tokens and exp.train.token_adapters and any(get_variant(v).token_adapters for v in exp.variants)
 
 
 def _extract_ms(store: FeatureStore) -> float:

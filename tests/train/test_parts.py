@@ -108,6 +108,14 @@ def test_prompt_learner_class_mean(tiny_clip):
     torch.testing.assert_close(per_class[1], single)
 
 
+def test_prompt_learner_trimmed_padding_changes_nothing(tiny_clip):
+    """The text mask is causal: cutting padding after the longest sentence (+ context) keeps every output."""
+    ids = torch.tensor([[SOT, 7, 9, EOT, 0, 0, 0, 0], [SOT, 8, EOT, 0, 0, 0, 0, 0]])
+    learner = TextPromptLearner(tiny_clip, n_ctx=2)
+    torch.testing.assert_close(learner(ids[:, :6]), learner(ids))
+    assert not torch.allclose(learner(ids[:, :6]), learner(ids[:, [0, 1, 2, 3, 4, 5, 6, 7]].roll(1, 0)))
+
+
 @pytest.mark.parametrize("temporal", sorted(TEMPORAL))
 def test_motion_encoder_each_temporal(temporal):
     enc = MotionEncoder(HH, DM, temporal=temporal, max_len=8, dropout=0.0)
