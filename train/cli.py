@@ -55,6 +55,9 @@ def train(
     lr: Annotated[float, typer.Option(help="Adam learning rate (paper: 1e-3), cosine-annealed.")] = 1e-3,
     frames: Annotated[int, typer.Option(help="Frames per video fed to the model (0 = as stored).")] = 0,
     hidden: Annotated[int, typer.Option(help="Fusion width H.")] = 256,
+    shots: Annotated[int, typer.Option(help="Few-shot: train on this many videos per class (0 = all).")] = 0,
+    unseen_classes: Annotated[str, typer.Option(help="Zero-shot: comma-separated classes held out of training; "
+                                                     "validation chooses among them through the text classifier.")] = "",
     token_adapters: Annotated[bool, typer.Option(help="Adapters inside the last CLIP block over the cached tokens "
                                                       "(when the store has them; slow on CPU). Off: an adapter on "
                                                       "the frame embeddings.")] = True,
@@ -86,6 +89,7 @@ def train(
         names = get_sweep(sweep) if sweep else _csv(variants or "full")
         exp = Experiment(
             store=store, dataset=dataset, out=out, resume=resume, quiet=quiet, seeds=seed_list, annotations=annotations,
+            shots=shots, unseen_classes=_csv(unseen_classes),
             variants=names,
             train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed_list[0], device=device,
                               n_frames=frames, hidden=hidden, token_adapters=token_adapters),

@@ -15,7 +15,7 @@ from fgm_common.store import FeatureStore, StoreError
 from train.baselines import BASELINES, baseline_costs, fit_predict
 from train.data import FeatureSet, load_features
 from train.metrics import classification_metrics, mean_std
-from train.splits import SplitSpec, make_folds
+from train.splits import SplitSpec, few_shot, make_folds, unseen_classes
 from train.trainer import TrainConfig, Trainer, _device, new_model, predict_logits
 from train.variants import Variant, get_variant
 
@@ -34,6 +34,14 @@ class Experiment:
     resume: bool = False
     quiet: bool = False
     annotations: str | None = None  # the dataset publisher's annotation files, for adapters that take them
+    shots: int = 0  # few-shot: keep this many training videos per class (0 = all)
+    unseen_classes: tuple[str, ...] = ()  # zero-shot: held out of training, the only classes validated
+
+    def unseen_idx(self, classes: list[str]) -> list[int]:
+        missing = [c for c in self.unseen_classes if c not in classes]
+        if missing:
+            raise ValueError(f"--unseen-classes {missing} are not classes of this dataset: {classes}")
+        return [classes.index(c) for c in self.unseen_classes]
 
 
 def _clip_parts(store: FeatureStore, fs: FeatureSet, variants: list, device: str):
@@ -67,7 +75,9 @@ def _model_fold(exp: Experiment, fs: FeatureSet, store: FeatureStore, variant: V
              "class_sentences": fs.class_sentences, "extract_config": store.config.to_dict(),
              "clip_identity": json.loads(json.dumps(store.clip_identity)), "store_url": str(store.url),
              "variant": name, "dataset": exp.dataset}
-    trainer = Trainer(fs, fold, cfg, model, ckpt, extra)
+    unseen = exp.unseen_idx(fs.classes)
+    seen = [c for c in range(len(fs.classes)) if c not in unseen] if unseen else None
+    trainer = Trainer(fs, fold, cfg, model, ckpt, extra, train_classes=seen)
     bar = progress_bar(exp.quiet)
     with bar:
         task = bar.add_task(f"{name} s{seed} {fold.name}", total=cfg.epochs, rate="")
@@ -100,6 +110,15 @@ def _baseline_fold(exp: Experiment, fs: FeatureSet, store: FeatureStore, variant
 FOLD_RUNNERS = {"model": _model_fold, **{kind: _baseline_fold for kind in BASELINES}}
 
 
+def _protocol(exp: Experiment, fs: FeatureSet, fold, seed: int):
+    """Few-shot and zero-shot protocols on top of a split's fold (train side shrinks; val as the protocol says)."""
+    if exp.unseen_classes:
+        fold = unseen_classes(fold, fs.labels, exp.unseen_idx(fs.classes))
+    if exp.shots:
+        fold = few_shot(fold, fs.labels, exp.shots, seed)
+    return fold
+
+
 def _nanmean(values: list[float]) -> float:
     finite = [v for v in values if v == v]
     return float(np.mean(finite)) if finite else float("nan")
@@ -115,6 +134,7 @@ def run_variant(exp: Experiment, fs: FeatureSet, store: FeatureStore, name: str,
     for seed in exp.seeds:
         cfg = TrainConfig(**{**exp.train.to_dict(), "seed": seed, "variant": name})
         folds = make_folds(SplitSpec(**{**exp.split.__dict__, "seed": seed}), fs.labels, fs.groups, fs.splits, fs.views)
+        folds = [_protocol(exp, fs, f, seed) for f in folds]
         labels, logits, train_s, waits = [], [], 0.0, []
         for fold in folds:
             done = FOLD_RUNNERS[variant.kind](exp, fs, store, variant, cfg, fold, clip_parts, device)
@@ -126,7 +146,12 @@ def run_variant(exp: Experiment, fs: FeatureSet, store: FeatureStore, name: str,
             if not costs:
                 costs = done.costs()
         y, z = np.concatenate(labels), np.concatenate(logits)
-        m = classification_metrics(y, z, fs.classes)
+        classes = fs.classes
+        if exp.unseen_classes:  # zero-shot: choose among the held-out classes only
+            unseen = exp.unseen_idx(fs.classes)
+            y, z = np.array([unseen.index(v) for v in y]), z[:, unseen]
+            classes = [fs.classes[c] for c in unseen]
+        m = classification_metrics(y, z, classes)
         m.update(train_seconds=train_s, folds=[f.name for f in folds], data_wait_share=_nanmean(waits))
         per_seed[seed] = m
     summary = {k: mean_std([per_seed[s][k] for s in exp.seeds]) for k in METRICS}
@@ -203,7 +228,8 @@ def _store_text_encoder(store: FeatureStore):
 def _settings(exp: Experiment) -> dict:
     """What a variant's result depends on besides the store, JSON-safe: checked before reusing result.json."""
     return json.loads(json.dumps({"dataset": exp.dataset, "train": exp.train.to_dict(),
-                                  "split": exp.split.__dict__, "seeds": list(exp.seeds)}))
+                                  "split": exp.split.__dict__, "seeds": list(exp.seeds), "shots": exp.shots,
+                                  "unseen_classes": list(exp.unseen_classes), "annotations": exp.annotations}))
 
 
 def _extra_arrays(store: FeatureStore, exp: Experiment, variants: list[Variant]) -> tuple[str, ...]:

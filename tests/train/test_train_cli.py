@@ -185,3 +185,39 @@ def test_logo_without_groups_exits_2(tiny_store, tmp_path):
                        "--out", tmp_path / "run", *TINY)
     assert result.exit_code == 2
     assert "group" in flat(result.output)
+
+
+def test_few_shot_trains_on_k_videos_per_class(tiny_store, tmp_path):
+    import torch
+
+    out = tmp_path / "fewshot"
+    result = fgm_train(tiny_store, "--out", out, "--epochs", "1", "--variants", "no_adapter", "--shots", "1",
+                       "--val-fraction", "0.5", "--hidden", "32", "--device", "cpu", "--quiet")
+    assert result.exit_code == 0, result.output
+    [ckpt] = list((out / "no_adapter").rglob("checkpoint.pt"))
+    c = torch.load(ckpt, weights_only=True)
+    assert "1shot" in c["fold"]["name"] and len(c["fold"]["train"]) == 3  # one per class, 3 classes
+    assert json.loads((out / "metrics.json").read_text())["variants"]["no_adapter"]["per_seed"]["0"]["n"] == 3
+
+
+def test_unseen_classes_are_held_out_of_training_and_alone_in_validation(tiny_store, tmp_path):
+    import torch
+
+    from fgm_common.datasets import get_dataset
+    from fgm_common.store import FeatureStore
+    from train.data import load_features
+
+    fs = load_features(FeatureStore.open(tiny_store), get_dataset("folder"))
+    held = fs.classes[1:]
+    out = tmp_path / "zeroshot"
+    result = fgm_train(tiny_store, "--out", out, "--epochs", "1", "--variants", "no_adapter,zero_shot",
+                       "--unseen-classes", ",".join(held), *TINY)
+    assert result.exit_code == 0, result.output
+    [ckpt] = list((out / "no_adapter").rglob("checkpoint.pt"))
+    train_idx = torch.load(ckpt, weights_only=True)["fold"]["train"]
+    assert {fs.classes[fs.labels[i]] for i in train_idx} == {fs.classes[0]}
+    for name in ("no_adapter", "zero_shot"):
+        m = json.loads((out / "metrics.json").read_text())["variants"][name]["per_seed"]["0"]
+        assert set(m["per_class"]) == set(held) and len(m["confusion"]) == 2 and m["n"] == 2
+    bad = fgm_train(tiny_store, "--out", tmp_path / "bad", "--epochs", "1", "--unseen-classes", "nope", *TINY)
+    assert bad.exit_code == 2 and "nope" in flat(bad.output)
