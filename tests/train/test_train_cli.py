@@ -221,3 +221,18 @@ def test_unseen_classes_are_held_out_of_training_and_alone_in_validation(tiny_st
         assert set(m["per_class"]) == set(held) and len(m["confusion"]) == 2 and m["n"] == 2
     bad = fgm_train(tiny_store, "--out", tmp_path / "bad", "--epochs", "1", "--unseen-classes", "nope", *TINY)
     assert bad.exit_code == 2 and "nope" in flat(bad.output)
+
+
+def test_real_clips_ud810_person_split_end_to_end(shared_data, tmp_path, run_extract_cli):
+    """fgm-extract ../shared/data/ud810_ps7 then fgm-train --dataset ud810: leave one person out."""
+    store = tmp_path / "ud810.zarr"
+    assert run_extract_cli(shared_data / "ud810_ps7", store, frames=4).exit_code == 0
+    out = tmp_path / "run"
+    result = fgm_train(store, "--dataset", "ud810", "--split", "logo", "--out", out, "--epochs", "1",
+                       "--variants", "no_adapter", "--hidden", "32", "--device", "cpu", "--quiet")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "metrics.json").read_text())
+    seed = summary["variants"]["no_adapter"]["per_seed"]["0"]
+    assert summary["videos"] == 27 and len(summary["classes"]) == 3 and summary["random_clip_weights"]
+    assert sorted(seed["folds"]) == ["leave-out-person1", "leave-out-person2", "leave-out-person3"]
+    assert seed["n"] == 27  # every video validated once, by a model that never saw its person
