@@ -58,9 +58,10 @@ def train(
     shots: Annotated[int, typer.Option(help="Few-shot: train on this many videos per class (0 = all).")] = 0,
     unseen_classes: Annotated[str, typer.Option(help="Zero-shot: comma-separated classes held out of training; "
                                                      "validation chooses among them through the text classifier.")] = "",
-    token_adapters: Annotated[bool, typer.Option(help="Adapters inside the last CLIP block over the cached tokens "
-                                                      "(when the store has them; slow on CPU). Off: an adapter on "
-                                                      "the frame embeddings.")] = True,
+    clip_adapters: Annotated[bool, typer.Option(help="Full-model CLIP adapters: inside the last CLIP block over the "
+                                                     "cached tokens (when the store has them) and learnable text "
+                                                     "context. Slow on a CPU; off, an adapter on the frame "
+                                                     "embeddings and fixed class texts.")] = True,
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoints in --out.")] = False,
     list_variants: Annotated[bool, typer.Option(help="List the registered variants and exit.")] = False,
     device: Device = "auto",
@@ -92,7 +93,7 @@ def train(
             shots=shots, unseen_classes=_csv(unseen_classes),
             variants=names,
             train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed_list[0], device=device,
-                              n_frames=frames, hidden=hidden, token_adapters=token_adapters),
+                              n_frames=frames, hidden=hidden, clip_adapters=clip_adapters),
             split=SplitSpec(protocol=split, val_fraction=val_fraction, folds=folds, val_view=val_view),
         )
         for v in exp.variants:

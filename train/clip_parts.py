@@ -68,9 +68,11 @@ def encode_text_tokens(clip_model, token_ids: torch.Tensor) -> tuple[torch.Tenso
 class ClipParts:
     """Callable (variant, model_config) -> (token tail or None, prompt learner or None) for new_model."""
 
-    def __init__(self, clip, class_sentences: dict[str, list[str]], classes: list[str], has_tokens: bool):
+    def __init__(self, clip, class_sentences: dict[str, list[str]], classes: list[str], has_tokens: bool,
+                 adapters: bool = True):
         self.clip = clip
         self.has_tokens = has_tokens
+        self.adapters = adapters  # False: build no token tail and no prompt learner (CPU runs)
         sentences, owner = [], []
         for c, name in enumerate(classes):
             for s in class_sentences[name]:
@@ -110,6 +112,8 @@ class ClipParts:
         return TextPromptLearner(self.clip.model, n_ctx=n_ctx, token_ids=ids, class_of=self.class_of[keep])
 
     def __call__(self, variant, mcfg):
+        if not self.adapters:
+            return None, None
         tail = TokenTailWithAdapters(self.clip.model, n_blocks=1, bottleneck=mcfg.adapter_bottleneck) \
             if variant.token_adapters and self.has_tokens and mcfg.use_adapter else None
         prompt = self._prompt(variant.prompt_ctx) if variant.prompt_ctx and mcfg.classifier == "text" else None

@@ -44,14 +44,14 @@ class Experiment:
         return [classes.index(c) for c in self.unseen_classes]
 
 
-def _clip_parts(store: FeatureStore, fs: FeatureSet, variants: list, device: str):
+def _clip_parts(store: FeatureStore, fs: FeatureSet, variants: list, device: str, exp_adapters: bool = True):
     """CLIP towers for token adapters / text context, only when some variant uses them."""
     if not any(v.token_adapters or v.prompt_ctx or v.model.get("classifier") == "token_interaction" for v in variants):
         return None
     from train.clip_parts import ClipParts, load_store_clip
 
     clip = load_store_clip(store, device="cpu")
-    return ClipParts(clip, fs.class_sentences, fs.classes, "tokens" in fs.tensors)
+    return ClipParts(clip, fs.class_sentences, fs.classes, "tokens" in fs.tensors, adapters=exp_adapters)
 
 
 @dataclass
@@ -184,7 +184,7 @@ def run_experiment(exp: Experiment) -> dict:
         console.print("[bold yellow]CLIP weights in this store are RANDOM (--pretrained none): figures say nothing "
                       "about pretrained CLIP.[/bold yellow]")
     exp.out.mkdir(parents=True, exist_ok=True)
-    clip_parts = _clip_parts(store, fs, variants, exp.train.device)
+    clip_parts = _clip_parts(store, fs, variants, exp.train.device, exp.train.clip_adapters)
     results = {}
     settings = _settings(exp)
     for name in exp.variants:
@@ -283,7 +283,7 @@ BACKBONE_COSTS = {"clip": _clip_costs, "none": _no_costs}
 
 
 def _wants_tokens(store: FeatureStore, exp: Experiment) -> bool:
-    return store.config.tokens and exp.train.token_adapters and any(get_variant(v).token_adapters for v in exp.variants)
+    return store.config.tokens and exp.train.clip_adapters and any(get_variant(v).token_adapters for v in exp.variants)
 
 
 def _extract_ms(store: FeatureStore) -> float:

@@ -36,9 +36,11 @@ class TrainConfig:
     n_frames: int = 0  # 0 = the store's frame count
     hidden: int = 256
     motion_dim: int = 256
-    # Adapters inside the last CLIP block over cached tokens (full-model runs, when the store has
-    # tokens). They cost ~20x the rest of a step on a CPU; off, the embedding adapter is used.
-    token_adapters: bool = True
+    # CLIP adapters of the full-model runs: adapters inside the last CLIP block over cached tokens
+    # (when the store has tokens) and learnable text context. Each costs more than the rest of a
+    # training step on a CPU (measured: ~20x for the token adapters); off, variants fall back to the
+    # adapter on frame embeddings and fixed class texts.
+    clip_adapters: bool = True
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

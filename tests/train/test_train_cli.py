@@ -236,3 +236,15 @@ def test_real_clips_ud810_person_split_end_to_end(shared_data, tmp_path, run_ext
     assert summary["videos"] == 27 and len(summary["classes"]) == 3 and summary["random_clip_weights"]
     assert sorted(seed["folds"]) == ["leave-out-person1", "leave-out-person2", "leave-out-person3"]
     assert seed["n"] == 27  # every video validated once, by a model that never saw its person
+
+
+def test_no_clip_adapters_builds_neither_token_tail_nor_text_context(tiny_store, tmp_path):
+    import torch
+
+    out = tmp_path / "plain"
+    result = fgm_train(tiny_store, "--out", out, "--epochs", "1", "--variants", "full", "--no-clip-adapters", *TINY)
+    assert result.exit_code == 0, result.output
+    [ckpt] = list((out / "full").rglob("checkpoint.pt"))
+    keys = torch.load(ckpt, weights_only=True)["model"].keys()
+    assert not any(k.startswith(("token_tail.", "prompt_learner.")) for k in keys)
+    assert any(k.startswith("adapter.") for k in keys)  # the frame-embedding adapter instead
