@@ -53,16 +53,6 @@ def parent(key: str) -> str:
     return key.split("/")[-2]
 
 
-@pytest.fixture(scope="module")
-def store(tiny_store) -> FeatureStore:
-    return FeatureStore.open(tiny_store)
-
-
-@pytest.fixture(scope="module")
-def fs(store):
-    return load_features(store, get_dataset("folder"), tokens=True)
-
-
 # ---- resample ---------------------------------------------------------------------------------
 def test_resample_picks_segment_midpoints():
     assert resample(np.arange(10), 5).tolist() == [1, 3, 5, 7, 9]

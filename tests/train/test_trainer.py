@@ -8,10 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from fgm_common.datasets import get_dataset
-from fgm_common.store import FeatureStore
 from train.clip_parts import ClipParts, load_store_clip
-from train.data import load_features
 from train.losses import PriorState, compute_losses
 from train.model import ModelConfig
 from train.splits import Fold, SplitSpec, make_folds
@@ -24,16 +21,6 @@ SMALL = dict(hidden=32, motion_dim=32, batch_size=2, device="cpu")
 
 class Killed(Exception):
     """Stands in for a kill between epochs."""
-
-
-@pytest.fixture(scope="module")
-def store(tiny_store) -> FeatureStore:
-    return FeatureStore.open(tiny_store)
-
-
-@pytest.fixture(scope="module")
-def fs(store):
-    return load_features(store, get_dataset("folder"), tokens=True)
 
 
 @pytest.fixture(scope="module")
