@@ -25,7 +25,7 @@ from extract.flow import FlowComputer, FlowParams
 from extract.inputs import VideoItem
 from extract.video import VideoError, fps_indices, open_source, uniform_indices
 from fgm_common.config import ExtractConfig
-from fgm_common.store import FeatureStore, StoreError
+from fgm_common.store import FeatureStore, StoreError, weights_mismatch
 
 # Exceptions a bad video can raise anywhere in decoding or flow; anything else is a bug and propagates.
 VIDEO_FAILURES = (VideoError, cv2.error, OSError, ValueError, RuntimeError)
@@ -43,13 +43,12 @@ def check_same_backbone_weights(store: FeatureStore, name: str, identity: dict) 
 
 
 def _check_same(recorded: dict, identity: dict, what: str, url: str) -> None:
-    for key in ("weights_sha256", "file_sha256"):
-        if recorded.get(key) and identity.get(key) and recorded[key] != identity[key]:
-            raise StoreError(
-                f"the {what} weights loaded now differ from those that made {url} ({key} "
-                f"{identity[key][:12]} vs {recorded[key][:12]}); features are never mixed. "
-                "Use the original weights, or write a new store with another --out."
-            )
+    if key := weights_mismatch(recorded, identity):
+        raise StoreError(
+            f"the {what} weights loaded now differ from those that made {url} ({key} "
+            f"{str(identity.get(key))[:12]} vs {recorded[key][:12]}); features are never mixed. "
+            "Use the original weights, or write a new store with another --out."
+        )
 
 
 @dataclass

@@ -53,6 +53,18 @@ ARRAY_DTYPES = {
 }
 
 
+# The hashes in a weights identity (clip_identity, backbone_identity) that pin the exact weights.
+IDENTITY_HASHES = ("weights_sha256", "file_sha256")
+
+
+def weights_mismatch(recorded: dict, actual: dict) -> str | None:
+    """The first hash `recorded` pins that `actual` does not match (None: the same weights)."""
+    for key in IDENTITY_HASHES:
+        if recorded.get(key) and actual.get(key) != recorded[key]:
+            return key
+    return None
+
+
 class StoreError(Exception):
     """The store cannot be used as asked; the message says what to do."""
 

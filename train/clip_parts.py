@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from fgm_common.console import console
-from fgm_common.store import FeatureStore
+from fgm_common.store import FeatureStore, weights_mismatch
 from train.adapter import TEXT_POOLS, TextPromptLearner, TokenTailWithAdapters
 
 
@@ -15,14 +15,12 @@ def load_store_clip(store: FeatureStore, device: str = "cpu", cache_dir: str | N
 
     cfg = store.config
     clip = load_clip(cfg.clip_model, cfg.pretrained, cfg.random_seed, device=device, cache_dir=cache_dir)
-    recorded = store.clip_identity
-    for key in ("weights_sha256", "file_sha256"):
-        if recorded.get(key) and clip.identity.get(key) != recorded[key]:
-            raise ValueError(
-                f"the CLIP weights rebuilt now differ from those that made {store.url} ({key} mismatch); "
-                "the token adapters would run on other weights. Use the same checkpoint file / fgm version, "
-                "or train a variant without token adapters (e.g. --variants no_adapter)."
-            )
+    if key := weights_mismatch(store.clip_identity, clip.identity):
+        raise ValueError(
+            f"the CLIP weights rebuilt now differ from those that made {store.url} ({key} mismatch); "
+            "the token adapters would run on other weights. Use the same checkpoint file / fgm version, "
+            "or train a variant without token adapters (e.g. --variants no_adapter)."
+        )
     return clip
 
 

@@ -21,7 +21,7 @@ import torch
 from extract.inputs import MANIFEST_EXTS, Discovery, VideoItem, discover
 from fgm_common.config import ExtractConfig
 from fgm_common.console import console, progress_bar
-from fgm_common.store import FeatureStore
+from fgm_common.store import IDENTITY_HASHES, FeatureStore, weights_mismatch
 from train.data import resample
 from train.model import FGMCLIP, ModelConfig, build_model
 from train.trainer import CHECKPOINT_FORMAT
@@ -30,7 +30,6 @@ from train.variants import Variant
 # What a checkpoint must hold for prediction (written by Trainer.save plus the experiment's extras).
 REQUIRED_KEYS = ("model_config", "model", "classes", "class_text", "scene_text", "class_sentences",
                  "extract_config", "clip_identity")
-IDENTITY_HASHES = ("weights_sha256", "file_sha256")
 
 
 class PredictError(ValueError):
@@ -101,13 +100,12 @@ def load_checkpoint(path: Path) -> dict:
 
 def check_clip_identity(expected: dict, actual: dict, where: str) -> None:
     """Refuse features from other CLIP weights than the checkpoint was trained on (hash mismatch)."""
-    for key in IDENTITY_HASHES:
-        if expected.get(key) and actual.get(key) != expected[key]:
-            raise PredictError(
-                f"the CLIP weights {where} differ from those the checkpoint was trained on ({key} "
-                f"{str(actual.get(key))[:12]} vs {expected[key][:12]}); its predictions would be meaningless. "
-                "Use the same CLIP weights file (or, for --pretrained none, the same open_clip and fgm versions)."
-            )
+    if key := weights_mismatch(expected, actual):
+        raise PredictError(
+            f"the CLIP weights {where} differ from those the checkpoint was trained on ({key} "
+            f"{str(actual.get(key))[:12]} vs {expected[key][:12]}); its predictions would be meaningless. "
+            "Use the same CLIP weights file (or, for --pretrained none, the same open_clip and fgm versions)."
+        )
 
 
 def _needs_clip(state: dict) -> bool:
