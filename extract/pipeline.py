@@ -2,13 +2,20 @@
 
 One `Extractor` per process loads the frozen towers once. A producer thread streams each video
 (decode, flow, CLIP preprocessing and each extra backbone's own preprocessing) into a small bounded
-queue; the calling thread runs the CLIP image tower, then every extra backbone, on batches and writes
-each finished entry at once, so finished work is never held back. Frames are decoded once for all
-towers. Memory is bounded by the queue and batch size, not by video length.
+queue; the calling thread runs the CLIP image tower, then every extra backbone, on batches; a writer
+thread writes each finished entry at once, so finished work is never held back and store I/O does not
+stall CLIP. Frames are decoded once for all towers. Memory is bounded by the queues and the batch size,
+not by video length.
+
+When CLIP runs on the CPU, torch's intra-op threads already use every core and wait for each other at
+the end of every op, so a second thread pool (OpenCV's, in the producer) stalls them all whenever it
+takes a core; OpenCV then runs single-threaded (docs/design-choices.md has the measurement).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import queue
 import threading
 import time
@@ -97,6 +104,8 @@ class Extractor:
         self.batch_size = batch_size
         self.run_id = run_id
         self.clip = load_clip(config.clip_model, config.pretrained, config.random_seed, device, cache_dir)
+        if self.clip.device == "cpu":
+            cv2.setNumThreads(1)  # torch owns the cores (module docstring)
         self.flow = FlowComputer(FlowParams(config.flow_backend, config.flow_compute_size,
                                             config.flow_grid, config.flow_hist_bins))
         # frozen extra backbones beside CLIP, in the config's order (e.g. resnet50 for the no-CLIP ablation)
@@ -188,19 +197,28 @@ class Extractor:
 
     # ---- consumer side (calling thread) -----------------------------------------------------
     def run(self, items: list[VideoItem], on_result: Callable[[Result], None] | None = None) -> list[Result]:
-        """Extract `items` in order; each finished entry is written before the next is awaited."""
+        """Extract `items` in order; `on_result` sees each video, in order, once its entry is written."""
         q: queue.Queue = queue.Queue(maxsize=4)
         stop = threading.Event()
         errors: list[Exception] = []
         thread = threading.Thread(target=self._producer, args=(items, q, stop, errors), daemon=True,
                                   name="fgm-extract-producer")
         thread.start()
+        writer = _EntryWriter(self.store)
         results: list[Result] = []
+
+        def report(done: list[Result]) -> None:
+            for res in done:
+                results.append(res)
+                if on_result:
+                    on_result(res)  # may raise (--strict): the finally below still writes what is finished
+
         embs: list[np.ndarray] = []
         toks: list[np.ndarray] = []
         feats: dict[str, list[np.ndarray]] = {name: [] for name in self.backbones}
         try:
             while (msg := q.get()) is not None:
+                report(writer.written())
                 if isinstance(msg, _Chunk):
                     emb, tok = self.clip.encode_batch(msg.pixels, tokens=self.config.tokens)  # (b, D), (b, L, W)
                     embs.append(emb)
@@ -208,6 +226,8 @@ class Extractor:
                         toks.append(tok.astype(np.float16))
                     for name, net in self.backbones.items():
                         feats[name].append(net.encode_batch(msg.extra[name]))  # (b, Db)
+                    del msg
+                    release_free_memory()
                     continue
                 if isinstance(msg, _Done):
                     arrays = dict(msg.arrays, clip=np.concatenate(embs))  # (T, D)
@@ -215,24 +235,114 @@ class Extractor:
                         arrays["tokens"] = np.concatenate(toks)  # (T, L, W)
                     arrays.update({name: np.concatenate(f) for name, f in feats.items()})  # (T, Db) each
                     # wall time from opening the video to its last embedding (decode, flow, CLIP; overlapped)
-                    meta = dict(msg.meta, extract_seconds=round(time.perf_counter() - msg.started, 4))
-                    self.store.write_entry(msg.item.key, arrays, meta)
-                    res = Result(msg.item.key, True, len(arrays["clip"]), time.perf_counter() - msg.started,
+                    seconds = time.perf_counter() - msg.started
+                    meta = dict(msg.meta, extract_seconds=round(seconds, 4))
+                    res = Result(msg.item.key, True, len(arrays["clip"]), seconds,
                                  fingerprint={k: msg.meta[k] for k in ("size", "mtime_ns", "sha256")})
+                    writer.submit(res, arrays, meta)
                 else:
-                    res = Result(msg.item.key, False, 0, time.perf_counter() - msg.started,
-                                 msg.reason, msg.message, msg.fingerprint)
+                    writer.submit(Result(msg.item.key, False, 0, time.perf_counter() - msg.started,
+                                         msg.reason, msg.message, msg.fingerprint))
+                    # a failure is reported before the next video is encoded: --strict stops right there
+                    report(writer.flush())
                 embs, toks = [], []
                 feats = {name: [] for name in self.backbones}
-                results.append(res)
-                if on_result:
-                    on_result(res)
         finally:
             stop.set()
             thread.join(timeout=5)
+            writer.close()  # finished entries are written even when on_result or CLIP raised
+        report(writer.written())
         if errors:
             raise errors[0]
         return results
+
+
+class _EntryWriter:
+    """Writes finished entries in a background thread, in order; `written()` hands back their Results.
+
+    Results come back only after their entry is whole in the store, and only to the calling thread, so
+    progress callbacks never run concurrently and never report a video that is not yet written.
+    """
+
+    def __init__(self, store: FeatureStore, max_pending: int = 2):
+        self.store = store
+        self._todo: queue.Queue = queue.Queue(maxsize=max_pending)  # bounds memory held by unwritten entries
+        self._done: queue.Queue = queue.Queue()
+        self._errors: list[Exception] = []
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="fgm-extract-writer")
+        self._thread.start()
+
+    def submit(self, result: Result, arrays: dict | None = None, meta: dict | None = None) -> None:
+        """Queue one video's outcome; `arrays` None for a failed video (nothing to write)."""
+        self._raise()
+        self._todo.put((result, arrays, meta))
+
+    def written(self) -> list[Result]:
+        """Results whose entries are written since the last call (never blocks)."""
+        self._raise()
+        out = []
+        while not self._done.empty():
+            out.append(self._done.get_nowait())
+        return out
+
+    def flush(self) -> list[Result]:
+        """Wait until everything submitted is written, then return what `written()` returns."""
+        self._todo.join()
+        return self.written()
+
+    def close(self) -> None:
+        """Write everything queued, then stop the thread; re-raise a write error."""
+        self._todo.put(None)
+        self._thread.join()
+        self._raise()
+
+    def _loop(self) -> None:
+        while (job := self._todo.get()) is not None:
+            try:
+                self._write(*job)
+            finally:
+                self._todo.task_done()
+        self._todo.task_done()
+
+    def _write(self, result: Result, arrays: dict | None, meta: dict | None) -> None:
+        if self._errors:
+            return  # after a failed write, drain without writing so close() never blocks
+        try:
+            if arrays is not None:
+                self.store.write_entry(result.key, arrays, meta)
+        except Exception as e:  # disk full, permissions...: the calling thread re-raises it
+            self._errors.append(e)
+            return
+        self._done.put(result)
+
+    def _raise(self) -> None:
+        if self._errors:
+            raise self._errors[0]
+
+
+def _load_malloc_trim():
+    """glibc's malloc_trim, or None (musl, macOS, Windows)."""
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _load_malloc_trim()
+
+
+def release_free_memory() -> None:
+    """Hand freed heap pages back to the system (glibc), once per CLIP batch.
+
+    glibc raises its mmap threshold each time a large block is freed, so later batch-sized tensors
+    (tens of MB, allocated in the producer thread and freed in this one) come from the heap, whose
+    free pages stay resident: measured, the extra peak RSS grew with video length in fps mode
+    (+275 MB at 120 frames, +410 MB at 480). Trimming after each batch keeps it flat
+    (benchmarks/extract_bench.py prints the figures); it costs a few ms per batch.
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def _put(q: queue.Queue, msg: object, stop: threading.Event) -> bool:

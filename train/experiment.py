@@ -119,11 +119,6 @@ def _protocol(exp: Experiment, fs: FeatureSet, fold, seed: int):
     return fold
 
 
-def _nanmean(values: list[float]) -> float:
-    finite = [v for v in values if v == v]
-    return float(np.mean(finite)) if finite else float("nan")
-
-
 def run_variant(exp: Experiment, fs: FeatureSet, store: FeatureStore, name: str, clip_parts) -> dict:
     """Every seed and fold of one variant: validation predictions pooled over folds per seed."""
     variant = get_variant(name)
@@ -152,7 +147,7 @@ def run_variant(exp: Experiment, fs: FeatureSet, store: FeatureStore, name: str,
             y, z = np.array([unseen.index(v) for v in y]), z[:, unseen]
             classes = [fs.classes[c] for c in unseen]
         m = classification_metrics(y, z, classes)
-        m.update(train_seconds=train_s, folds=[f.name for f in folds], data_wait_share=_nanmean(waits))
+        m.update(train_seconds=train_s, folds=[f.name for f in folds], data_wait_share=mean_std(waits)[0])
         per_seed[seed] = m
     summary = {k: mean_std([per_seed[s][k] for s in exp.seeds]) for k in METRICS}
     summary["train_seconds"] = mean_std([per_seed[s]["train_seconds"] for s in exp.seeds])

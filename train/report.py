@@ -47,7 +47,8 @@ def write_report(summary: dict, out: Path) -> None:
     """
     write_tables(summary, out)
     lines = ["# fgm-train report", "", provenance_line(summary), "", "## Validation quality", "",
-             quality_markdown(summary), "![metrics per variant](sweep.png)", "", "## Costs", "", cost_markdown(summary)]
+             quality_markdown(summary, provenance=False), "![metrics per variant](sweep.png)", "", "## Costs", "",
+             cost_markdown(summary, provenance=False)]
     for name, res in summary["variants"].items():
         first = next(iter(res["per_seed"].values()))
         png = out / f"confusion_{name}.png"

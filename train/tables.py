@@ -52,12 +52,21 @@ def provenance_line(summary: dict) -> str:
     """One sentence: data, split, seeds, CLIP model and weights (and any extra backbone's weights)."""
     clip = summary["clip"]
     weights = "RANDOM weights (--pretrained none)" if summary["random_clip_weights"] else f"pretrained {clip.get('pretrained')}"
-    split = summary["split"]
     extra = "".join(f" {b}: {'RANDOM weights' if w == 'random' else w}." for b, w in _backbone_weights(summary).items())
     return (f"Data: `{summary['store']}` ({summary['videos']} videos, {len(summary['classes'])} classes, dataset "
-            f"`{summary['dataset']}`). Split: `{split['protocol']}` (val fraction {split['val_fraction']}), metrics on "
-            f"validation videos only, pooled over folds, mean ± std over seeds {summary['seeds']}. "
-            f"CLIP: {clip.get('model')} with {weights}.{extra}")
+            f"`{summary['dataset']}`). Split: {split_phrase(summary)}; metrics on validation videos only, "
+            f"pooled over folds, mean ± std over seeds {summary['seeds']}. CLIP: {clip.get('model')} with {weights}.{extra}")
+
+
+def split_phrase(summary: dict) -> str:
+    """How validation videos were chosen, from the folds actually run (so `auto` shows what it became)."""
+    split = summary["split"]
+    folds = next((s["folds"] for r in summary["variants"].values() for s in r.get("per_seed", {}).values()
+                  if s.get("folds")), [])
+    if len(folds) == 1 and folds[0].split("-")[0] in ("stratified", "group"):  # a single random hold-out
+        return f"`{folds[0].split('-')[0]}` hold-out (--split {split['protocol']}), val fraction {split['val_fraction']}"
+    shown = ", ".join(folds[:4]) + (", ..." if len(folds) > 4 else "")
+    return f"`{split['protocol']}`, {len(folds)} fold{'s' if len(folds) != 1 else ''} ({shown})"
 
 
 def _provenance_columns(summary: dict) -> dict:
@@ -105,16 +114,16 @@ def _pm(mean: float, std: float) -> str:
     return "nan" if _nan(mean) else f"{mean:.2f} ± {std:.2f}"
 
 
-def quality_markdown(summary: dict) -> str:
+def quality_markdown(summary: dict, provenance: bool = True) -> str:
     """Tables 2/3 style: accuracy, recall, F1, AUC (%) as mean ± std over seeds, then the provenance."""
     lines = ["| variant | " + " | ".join(f"{METRIC_TITLES[k]} %" for k in METRICS) + " |",
              "|---|" + "---|" * len(METRICS)]
     for r in quality_rows(summary):
         lines.append(f"| {r['variant']} | " + " | ".join(_pm(r[f"{k}_mean_pct"], r[f"{k}_std_pct"]) for k in METRICS) + " |")
-    return "\n".join(lines + ["", provenance_line(summary)]) + "\n"
+    return "\n".join(lines + (["", provenance_line(summary)] if provenance else [])) + "\n"
 
 
-def cost_markdown(summary: dict) -> str:
+def cost_markdown(summary: dict, provenance: bool = True) -> str:
     """Tables 1/4/6 style: params, GFLOPs, inference ms, training s per variant, then what each column counts."""
     header = ("| variant | backbone | head params trainable (M) | head GFLOPs/video | GFLOPs/video with backbone | "
               "inference ms/video (head) | inference ms/video (with extraction) | training s |")
@@ -138,7 +147,8 @@ def cost_markdown(summary: dict) -> str:
         "nothing (0 params, 0 s); linear_probe counts its logistic-regression weights and fit time. Inference ms: "
         "batch 1, features already in memory. Training s: summed over folds, mean over seeds. With token adapters "
         "the head re-runs CLIP's last vision block, so 'with backbone' counts that block twice.")
-    return "\n".join([*lines, "", backbone_note, "", head_note, "", provenance_line(summary)]) + "\n"
+    tail = ["", provenance_line(summary)] if provenance else []
+    return "\n".join([*lines, "", backbone_note, "", head_note, *tail]) + "\n"
 
 
 # ---- files -------------------------------------------------------------------------------------------

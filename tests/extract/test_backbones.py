@@ -286,3 +286,20 @@ def test_cli_checks_names_and_weights_before_touching_the_store(videos, tmp_path
     result = run_extract_cli(videos, url, *extra, frames=2)
     assert result.exit_code == 2 and message in flat(result.output), result.output
     assert not url.exists()
+
+
+def test_dask_workers_extract_the_backbone_like_one_process(grown, videos, tmp_path, run_extract_cli):
+    """`--backbone` through a dask cluster: same arrays as the in-process store, identity recorded by the driver."""
+    from dask.distributed import LocalCluster
+
+    url = str(tmp_path / "dask.zarr")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        result = run_extract_cli(videos, url, *NONE, "--scheduler", cluster.scheduler_address, frames=FRAMES)
+    assert result.exit_code == 0, result.output
+    local, dask = FeatureStore.open(grown.url), FeatureStore.open(url)
+    assert dask.config == local.config
+    assert dask.backbone_identity["resnet50"]["weights_sha256"] == local.backbone_identity["resnet50"]["weights_sha256"]
+    assert dask.runs()[-1]["scheduler"] == cluster.scheduler_address
+    for entry in local.entries():
+        ours = dask.read(next(e for e in dask.entries() if e.key == entry.key), ("resnet50",))["resnet50"]
+        np.testing.assert_allclose(ours, local.read(entry, ("resnet50",))["resnet50"], rtol=1e-4, atol=1e-4)

@@ -14,11 +14,13 @@ from train.tables import cost_markdown, quality_markdown, write_tables
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def variant(mean: dict, std: dict, costs: dict, kind: str = "model", backbone: str = "clip", seeds=(0, 1)) -> dict:
+def variant(mean: dict, std: dict, costs: dict, kind: str = "model", backbone: str = "clip", seeds=(0, 1),
+            folds=("group",)) -> dict:
     per_class = {c: {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1} for c in ("a", "b")}
     return {"kind": kind, "backbone": backbone, "description": f"a {kind}",
             "mean": mean, "std": std, "costs": costs,
-            "per_seed": {str(s): {"confusion": [[1, 0], [0, 1]], "per_class": per_class} for s in seeds}}
+            "per_seed": {str(s): {"confusion": [[1, 0], [0, 1]], "per_class": per_class, "folds": list(folds)}
+                         for s in seeds}}
 
 
 @pytest.fixture
@@ -56,7 +58,18 @@ def test_quality_markdown_rows_and_provenance(summary):
     assert "| full | 75.00 ± 5.00 | 50.00 ± 0.00 | 62.50 ± 1.25 | 90.00 ± 1.00 |" in md
     assert "| linear_probe | 50.00 ± 0.00 | 50.00 ± 0.00 | 50.00 ± 0.00 | nan |" in md
     # data, split, seeds and the CLIP weights are stated under the table
-    assert "cache/kth" in md and "`group`" in md and "seeds [0, 1]" in md and "RANDOM weights" in md
+    assert "cache/kth" in md and "`group` hold-out" in md and "val fraction 0.3" in md
+    assert "seeds [0, 1]" in md and "RANDOM weights" in md
+
+
+def test_provenance_names_the_folds_of_a_multi_fold_protocol(summary):
+    summary["split"] = {"protocol": "logo", "val_fraction": 0.3}
+    for res in summary["variants"].values():
+        for seed in res["per_seed"].values():
+            seed["folds"] = ["leave-out-p1", "leave-out-p2", "leave-out-p3"]
+    md = quality_markdown(summary)
+    assert "`logo`, 3 folds (leave-out-p1, leave-out-p2, leave-out-p3)" in md
+    assert "val fraction" not in md  # a leave-one-out protocol has no validation fraction
 
 
 def test_cost_markdown_rows(summary):
@@ -111,7 +124,8 @@ def test_a_variant_without_its_backbone_costed_gives_nan(summary):
 def test_report_holds_both_tables(summary, tmp_path):
     write_report(summary, tmp_path)
     report = (tmp_path / "report.md").read_text()
-    assert quality_markdown(summary) in report and cost_markdown(summary) in report
+    assert quality_markdown(summary, provenance=False) in report and cost_markdown(summary, provenance=False) in report
+    assert report.count("Data: `cache/kth`") == 1  # the provenance is stated once, under the title
     assert "![metrics per variant](sweep.png)" in report and (tmp_path / "sweep.png").is_file()
     for name in summary["variants"]:
         assert (tmp_path / f"confusion_{name}.png").read_bytes()[:8] == PNG_MAGIC
