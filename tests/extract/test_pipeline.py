@@ -102,3 +102,16 @@ def test_an_on_result_error_stops_the_run_but_keeps_finished_entries(tiny_videos
     complete = {e.key for e in store.entries()}
     assert items[0].key in complete  # the reported video
     assert {e.key for e in store.entries(include_incomplete=True)} == complete  # nothing half-written
+
+
+def test_opencv_leaves_the_cores_to_cpu_clip(tiny_videos, tmp_path):
+    """With CLIP on the CPU, OpenCV's pool would fight torch's threads for the cores (docs/design-choices.md)."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(2)
+        _extractor(tiny_videos, str(tmp_path / "s.zarr"))
+        assert cv2.getNumThreads() == 1
+    finally:
+        cv2.setNumThreads(before)
