@@ -194,15 +194,16 @@ def run_experiment(exp: Experiment) -> dict:
         results[name] = json.loads(json.dumps(result, default=float))
         done.parent.mkdir(parents=True, exist_ok=True)
         done.write_text(json.dumps(results[name], indent=1))
+    n_frames = fs.dims["n_frames"]
+    used = dict.fromkeys(results[n].get("backbone", "clip") for n in exp.variants)  # the variants' backbones
+    # each backbone costed once: "clip" is both the summary's own backbone and usually one of `used`
+    costed = {b: _backbone_costs(b, store, n_frames) for b in dict.fromkeys(["clip", *used])}
     summary = {
         "store": str(exp.store), "dataset": exp.dataset, "videos": len(fs), "classes": fs.classes,
         "clip": identity, "random_clip_weights": bool(identity.get("random_weights")),
         "extract_config": store.config.to_dict(), "train_config": exp.train.to_dict(),
         "split": exp.split.__dict__, "seeds": list(exp.seeds), "data_load_seconds": fs.load_seconds,
-        "n_frames": fs.dims["n_frames"],
-        "backbone": _backbone_costs("clip", store, fs.dims["n_frames"]),
-        "backbones": {b: _backbone_costs(b, store, fs.dims["n_frames"]) for b in dict.fromkeys(
-            results[n].get("backbone", "clip") for n in exp.variants)},
+        "n_frames": n_frames, "backbone": costed["clip"], "backbones": {b: costed[b] for b in used},
         "backbone_identity": store.backbone_identity,
         "extract_ms_per_video": _extract_ms(store), "variants": results,
     }

@@ -63,8 +63,9 @@ def split_phrase(summary: dict) -> str:
     split = summary["split"]
     folds = next((s["folds"] for r in summary["variants"].values() for s in r.get("per_seed", {}).values()
                   if s.get("folds")), [])
-    if len(folds) == 1 and folds[0].split("-")[0] in ("stratified", "group"):  # a single random hold-out
-        return f"`{folds[0].split('-')[0]}` hold-out (--split {split['protocol']}), val fraction {split['val_fraction']}"
+    kind = folds[0].split("-")[0] if len(folds) == 1 else ""  # few-/zero-shot folds add a "-..." suffix
+    if kind in ("stratified", "group"):  # a single random hold-out
+        return f"`{kind}` hold-out (--split {split['protocol']}), val fraction {split['val_fraction']}"
     shown = ", ".join(folds[:4]) + (", ..." if len(folds) > 4 else "")
     return f"`{split['protocol']}`, {len(folds)} fold{'s' if len(folds) != 1 else ''} ({shown})"
 
