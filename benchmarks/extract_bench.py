@@ -6,8 +6,14 @@ their ratio (goal: b within 10% of a, because decode, flow and writes overlap CL
 and the extra peak RSS while extracting one short and one long video (each in a fresh process,
 measured above the RSS after the towers are loaded).
 
-    python benchmarks/extract_bench.py [--model ViT-B-32] [--videos DIR] [--long-seconds 600]
+(a) and (b) alternate, round by round, in alternating order, and the ratio is the median of the
+per-round ratios, so slow drift in the machine's speed (large on shared machines) cancels. With
+CLIP on the CPU nothing is idle to overlap with, so the benchmark also prints the producer's own
+CPU time per frame (decode, flow, preprocessing; one thread) and the bound it sets on b / a.
+
+    python benchmarks/extract_bench.py [--model ViT-B-32] [--videos DIR] [--long-seconds 600] [--device auto]
 Random CLIP weights (architecture is what costs time). Uses ../shared/data/ud810_ps7 when present.
+`--device auto` runs CLIP on CUDA when torch sees a GPU (flow then picks OpenCV CUDA if it has it).
 """
 
 from __future__ import annotations
@@ -47,17 +53,37 @@ def clip_alone(clip, frames: list[np.ndarray], batch: int) -> float:
     return len(frames) / (time.perf_counter() - t0)
 
 
-def full_pipeline(config, items, store_url: str, batch: int) -> tuple[float, int]:
+def full_pipeline(config, items, store_url: str, batch: int, device: str) -> tuple[float, int]:
     from extract.pipeline import Extractor
     from fgm_common.store import FeatureStore
 
     FeatureStore.create_or_open(store_url, config, {})
-    ex = Extractor(config, store_url, device="cpu", batch_size=batch)
+    ex = Extractor(config, store_url, device=device, batch_size=batch)
     ex.run(items[:1])  # warm-up (numba-free, but first-call allocations)
     t0 = time.perf_counter()
     results = ex.run(items[1:])
     dt = time.perf_counter() - t0
     return sum(r.frames for r in results) / dt, sum(not r.ok for r in results)
+
+
+def producer_cpu_ms(config, items, store_url: str) -> float:
+    """CPU ms per sampled frame of the producer's work alone (hash, probe, decode, flow, preprocessing)."""
+    import torch
+
+    from extract.pipeline import Extractor, _Frame
+    from fgm_common.store import FeatureStore
+
+    FeatureStore.create_or_open(store_url, config, {})
+    ex = Extractor(config, store_url, device="cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # process CPU time then counts this one thread, not idle pool threads
+    try:
+        t0, frames = time.process_time(), 0
+        for item in items:
+            frames += sum(isinstance(msg, _Frame) for msg in ex._produce(item))
+        return 1000 * (time.process_time() - t0) / frames
+    finally:
+        torch.set_num_threads(threads)
 
 
 RSS_PROBE = """
@@ -66,10 +92,10 @@ from extract.inputs import VideoItem
 from extract.pipeline import Extractor
 from fgm_common.config import ExtractConfig
 from fgm_common.store import FeatureStore
-video, store, model, sampling, frames, fps = sys.argv[1:7]
+video, store, model, sampling, frames, fps, device = sys.argv[1:8]
 cfg = ExtractConfig(clip_model=model, pretrained="none", sampling=sampling, num_frames=int(frames), fps=float(fps))
 FeatureStore.create_or_open(store, cfg, {})
-ex = Extractor(cfg, store, device="cpu")
+ex = Extractor(cfg, store, device=device)
 proc, peak, stop = psutil.Process(), [0], threading.Event()
 def sample():
     while not stop.is_set():
@@ -83,10 +109,10 @@ print("RSS", base / 2**20, (peak[0] - base) / 2**20, res[0].ok, res[0].frames)
 """
 
 
-def extraction_rss_mb(video: Path, model: str, sampling: str, frames: int, fps: float) -> dict:
+def extraction_rss_mb(video: Path, model: str, sampling: str, frames: int, fps: float, device: str) -> dict:
     """RSS of a fresh process after loading the towers (base) and the extra peak while extracting one video."""
     with tempfile.TemporaryDirectory() as d:
-        args = [sys.executable, "-c", RSS_PROBE, str(video), f"{d}/s.zarr", model, sampling, str(frames), str(fps)]
+        args = [sys.executable, "-c", RSS_PROBE, str(video), f"{d}/s.zarr", model, sampling, str(frames), str(fps), device]
         out = subprocess.run(args, capture_output=True, text=True, cwd=ROOT).stdout.split("RSS")[-1].split()
     return {"base_mb": float(out[0]), "extra_peak_mb": float(out[1]), "ok": out[2] == "True", "frames": int(out[3])}
 
@@ -111,13 +137,15 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--long-seconds", type=float, default=600.0)
     ap.add_argument("--rounds", type=int, default=3, help="alternating (a)/(b) rounds; medians are reported")
+    ap.add_argument("--device", default="auto", help="where CLIP runs: auto (CUDA when present), cpu, cuda")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
 
+    import torch
     from rich.console import Console
     from rich.table import Table
 
-    from extract.clip_model import load_clip
+    from extract.clip_model import load_clip, pick_device
     from extract.flow import resolve_backend
     from extract.inputs import discover
     from fgm_common.config import ExtractConfig
@@ -132,37 +160,58 @@ def main() -> None:
         items = discover(videos).items
         config = ExtractConfig(clip_model=args.model, pretrained="none", num_frames=args.frames,
                                flow_backend=resolve_backend("auto"))
-        clip = load_clip(args.model, "none", device="cpu")
+        device = pick_device(args.device)
+        clip = load_clip(args.model, "none", device=device)
         frames = sampled_frames(items[1:], config)
-        # Alternate (a) and (b) and take medians: the ratio should not depend on load from elsewhere.
+        # Alternate (a) and (b), a first in even rounds and b first in odd ones, and take the median of
+        # the per-round ratios: the ratio should not depend on load from elsewhere.
         runs_a, runs_b = [], []
         for r in range(args.rounds):
-            runs_a.append(clip_alone(clip, frames, args.batch))
-            fps_b, failed = full_pipeline(config, items, f"{tmp}/bench{r}.zarr", args.batch)
-            runs_b.append(fps_b)
+            for part in ("ab" if r % 2 == 0 else "ba"):
+                if part == "a":
+                    runs_a.append(clip_alone(clip, frames, args.batch))
+                else:
+                    fps_b, failed = full_pipeline(config, items, f"{tmp}/bench{r}.zarr", args.batch, device)
+                    runs_b.append(fps_b)
         a, b = float(np.median(runs_a)), float(np.median(runs_b))
+        ratios = [y / x for x, y in zip(runs_a, runs_b)]
+        ratio = float(np.median(ratios))
+        cpu = {}
+        if device == "cpu":  # the producer can only take CLIP's time when they share the cores
+            cpu["clip_cpu_ms_per_frame"] = torch.get_num_threads() * 1000.0 / a  # every intra-op thread busy
+            cpu["producer_cpu_ms_per_frame"] = producer_cpu_ms(config, items[1:], f"{tmp}/producer.zarr")
+            cpu["ratio_if_producer_takes_clip_time"] = cpu["clip_cpu_ms_per_frame"] / (
+                cpu["clip_cpu_ms_per_frame"] + cpu["producer_cpu_ms_per_frame"])
 
         # fps mode is also run at a quarter of the long length: past one full CLIP batch (32 frames),
         # the extra peak should stay flat in length apart from the video's own output (~15 KB a frame)
         lengths = {"short": 10.0, "quarter": args.long_seconds / 4, "long": args.long_seconds}
         videos_ = {k: write_video(Path(tmp) / f"{k}.avi", sec) for k, sec in lengths.items()}
         rss = {
-            "short_uniform": extraction_rss_mb(videos_["short"], args.model, "uniform", args.frames, 0),
-            "long_uniform": extraction_rss_mb(videos_["long"], args.model, "uniform", args.frames, 0),
-            "short_fps1": extraction_rss_mb(videos_["short"], args.model, "fps", args.frames, 1.0),
-            "quarter_fps1": extraction_rss_mb(videos_["quarter"], args.model, "fps", args.frames, 1.0),
-            "long_fps1": extraction_rss_mb(videos_["long"], args.model, "fps", args.frames, 1.0),
+            "short_uniform": extraction_rss_mb(videos_["short"], args.model, "uniform", args.frames, 0, device),
+            "long_uniform": extraction_rss_mb(videos_["long"], args.model, "uniform", args.frames, 0, device),
+            "short_fps1": extraction_rss_mb(videos_["short"], args.model, "fps", args.frames, 1.0, device),
+            "quarter_fps1": extraction_rss_mb(videos_["quarter"], args.model, "fps", args.frames, 1.0, device),
+            "long_fps1": extraction_rss_mb(videos_["long"], args.model, "fps", args.frames, 1.0, device),
         }
     figures = {"model": args.model, "videos": str(videos), "n_videos": len(items) - 1, "frames": len(frames),
-               "clip_alone_fps": a, "full_pipeline_fps": b, "ratio": b / a, "failed": failed,
-               "rounds_a": runs_a, "rounds_b": runs_b,
+               "clip_alone_fps": a, "full_pipeline_fps": b, "ratio": ratio, "round_ratios": ratios,
+               "failed": failed, "rounds_a": runs_a, "rounds_b": runs_b,
+               "device": device, "flow_backend": config.flow_backend, **cpu,
                "long_seconds": args.long_seconds, "peak_rss_mb": rss}
-    table = Table(title=f"extraction throughput ({args.model}, random weights, CPU)", show_header=False)
+    table = Table(title=f"extraction throughput ({args.model}, random weights, CLIP on {device}, "
+                        f"flow {config.flow_backend})", show_header=False)
     table.add_row("videos / sampled frames", f"{len(items) - 1} / {len(frames)}")
     table.add_row("(a) CLIP image encoder alone, frames/s", f"{a:.2f}")
     table.add_row("(b) full extraction, frames/s", f"{b:.2f}")
-    table.add_row("b / a", f"{b / a:.3f}")
+    table.add_row("b / a (median of per-round ratios)", f"{ratio:.3f}")
+    table.add_row("per-round b / a", " ".join(f"{x:.3f}" for x in ratios))
     table.add_row("rounds (a) / (b), frames/s", " ".join(f"{x:.1f}" for x in runs_a) + " / " + " ".join(f"{x:.1f}" for x in runs_b))
+    if cpu:
+        table.add_row("CPU ms per frame: CLIP (all threads) / producer (one thread)",
+                      f"{cpu['clip_cpu_ms_per_frame']:.1f} / {cpu['producer_cpu_ms_per_frame']:.1f}")
+        table.add_row("b / a if every producer CPU ms came out of CLIP's time",
+                      f"{cpu['ratio_if_producer_takes_clip_time']:.3f}")
     for k, v in rss.items():
         length = f"{lengths[k.split('_')[0]]:.0f} s"
         table.add_row(f"{k} ({length} video, {v['frames']} frames): RSS after loading / extra peak while extracting, MB",

@@ -7,6 +7,11 @@ thread writes each finished entry at once, so finished work is never held back a
 stall CLIP. Frames are decoded once for all towers. Memory is bounded by the queues and the batch size,
 not by video length.
 
+Batches are filled across video boundaries: with the default T = 16 a per-video batch would run the
+towers at half the batch size (measured on 2 CPU cores, ViT-B-32: about 5% fewer frames/s at 16
+than at 32; on a GPU the gap is larger). A video's end message follows the batch holding its last
+frame, so the consumer sees every embedding of a video before it writes the entry.
+
 When CLIP runs on the CPU, torch's intra-op threads already use every core and wait for each other at
 the end of every op, so a second thread pool (OpenCV's, in the producer) stalls them all whenever it
 takes a core; OpenCV then runs single-threaded (docs/design-choices.md has the measurement).
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import itertools
 import queue
 import threading
 import time
@@ -72,10 +78,16 @@ class Result:
 
 
 @dataclass
-class _Chunk:  # a batch of preprocessed frames of one video, in order
-    item: VideoItem
-    pixels: object  # torch.Tensor (b, 3, S, S), CLIP's preprocessing
-    extra: dict = field(default_factory=dict)  # backbone name -> torch.Tensor (b, 3, Sb, Sb), its own
+class _Frame:  # one preprocessed frame, as the producer makes it
+    pixels: object  # torch.Tensor (3, S, S), CLIP's preprocessing
+    extra: dict  # backbone name -> torch.Tensor (3, Sb, Sb), its own
+
+
+@dataclass
+class _Chunk:  # a batch of preprocessed frames, possibly of several consecutive videos, in order
+    pixels: object  # torch.Tensor (b, 3, S, S)
+    extra: dict  # backbone name -> torch.Tensor (b, 3, Sb, Sb)
+    owners: list  # [(video key, frame count), ...] in row order, counts summing to b
 
 
 @dataclass
@@ -135,8 +147,7 @@ class Extractor:
             info = source.probe()
             indices = self._indices(info.n_frames, info.fps)
             native = self.config.flow_pairs == "native"
-            flows, hists, flow_ts, stamps, pixels = [], [], [], [], []
-            extra: dict[str, list] = {name: [] for name in self.backbones}
+            flows, hists, flow_ts, stamps = [], [], [], []
             prev = None
             for frame in source.iter_frames(indices, with_next=native):
                 stamps.append(frame.timestamp_ms)
@@ -150,16 +161,10 @@ class Extractor:
                     flows.append(field_), hists.append(hist)
                     flow_ts.append((prev[1], frame.timestamp_ms))
                 prev = (frame.rgb, frame.timestamp_ms)
-                pixels.append(self.clip.preprocess_frames([frame.rgb])[0])
-                for name, net in self.backbones.items():
-                    extra[name].append(net.preprocess_frame(frame.rgb))  # (3, Sb, Sb)
-                if len(pixels) == self.batch_size:
-                    yield _Chunk(item, _stack(pixels), {n: _stack(x) for n, x in extra.items()})
-                    pixels, extra = [], {name: [] for name in self.backbones}
+                yield _Frame(self.clip.preprocess_frames([frame.rgb])[0],  # (3, S, S)
+                             {name: net.preprocess_frame(frame.rgb) for name, net in self.backbones.items()})
             if len(stamps) != len(indices):
                 raise VideoError("unreadable", f"{item.path}: decoded {len(stamps)} of {len(indices)} sampled frames")
-            if pixels:
-                yield _Chunk(item, _stack(pixels), {n: _stack(x) for n, x in extra.items()})
             if not flows:  # a single sampled frame has no pair: one zero field keeps shapes uniform
                 zero = self.flow(prev[0], prev[0])
                 flows, hists, flow_ts = [zero[0]], [zero[1]], [(prev[1], prev[1])]
@@ -185,11 +190,17 @@ class Extractor:
 
     def _producer(self, items: list[VideoItem], q: queue.Queue, stop: threading.Event,
                   errors: list[Exception]) -> None:
+        packer = _Packer(self.batch_size, lambda msg: _put(q, msg, stop))
         try:
             for item in items:
                 for msg in self._produce(item):
-                    if not _put(q, msg, stop):
-                        return
+                    if isinstance(msg, _Frame):
+                        packer.add(item.key, msg)
+                    else:
+                        packer.end(item.key, msg)
+            packer.flush()
+        except _ConsumerGone:
+            return
         except Exception as e:  # a bug, not a bad video: the consumer re-raises it instead of ending quietly
             errors.append(e)
         finally:
@@ -213,27 +224,24 @@ class Extractor:
                 if on_result:
                     on_result(res)  # may raise (--strict): the finally below still writes what is finished
 
-        embs: list[np.ndarray] = []
-        toks: list[np.ndarray] = []
-        feats: dict[str, list[np.ndarray]] = {name: [] for name in self.backbones}
+        # per video in flight: tower name ("clip", "tokens", each backbone) -> row blocks, in order
+        outputs: dict[str, dict[str, list[np.ndarray]]] = {}
+        failed = True
         try:
             while (msg := q.get()) is not None:
                 report(writer.written())
                 if isinstance(msg, _Chunk):
-                    emb, tok = self.clip.encode_batch(msg.pixels, tokens=self.config.tokens)  # (b, D), (b, L, W)
-                    embs.append(emb)
-                    if tok is not None:
-                        toks.append(tok.astype(np.float16))
-                    for name, net in self.backbones.items():
-                        feats[name].append(net.encode_batch(msg.extra[name]))  # (b, Db)
-                    del msg
+                    rows = self._encode(msg)  # tower name -> (b, ...) rows of the whole batch
+                    del msg.pixels, msg.extra
                     release_free_memory()
-                    continue
-                if isinstance(msg, _Done):
-                    arrays = dict(msg.arrays, clip=np.concatenate(embs))  # (T, D)
-                    if toks:
-                        arrays["tokens"] = np.concatenate(toks)  # (T, L, W)
-                    arrays.update({name: np.concatenate(f) for name, f in feats.items()})  # (T, Db) each
+                    start = 0
+                    for key, count in msg.owners:
+                        for name, block in rows.items():
+                            outputs.setdefault(key, {}).setdefault(name, []).append(block[start : start + count])
+                        start += count
+                elif isinstance(msg, _Done):
+                    towers = outputs.pop(msg.item.key)
+                    arrays = dict(msg.arrays, **{name: np.concatenate(b) for name, b in towers.items()})
                     # wall time from opening the video to its last embedding (decode, flow, CLIP; overlapped)
                     seconds = time.perf_counter() - msg.started
                     meta = dict(msg.meta, extract_seconds=round(seconds, 4))
@@ -241,20 +249,88 @@ class Extractor:
                                  fingerprint={k: msg.meta[k] for k in ("size", "mtime_ns", "sha256")})
                     writer.submit(res, arrays, meta)
                 else:
+                    outputs.pop(msg.item.key, None)  # embeddings of frames before the failure are dropped
                     writer.submit(Result(msg.item.key, False, 0, time.perf_counter() - msg.started,
                                          msg.reason, msg.message, msg.fingerprint))
-                    # a failure is reported before the next video is encoded: --strict stops right there
+                    # the producer sends a failure before any later video's frames: --strict stops right there
                     report(writer.flush())
-                embs, toks = [], []
-                feats = {name: [] for name in self.backbones}
+            failed = False
         finally:
             stop.set()
             thread.join(timeout=5)
-            writer.close()  # finished entries are written even when on_result or CLIP raised
+            # finished entries are written even when on_result or CLIP raised; that first error is the one
+            # raised (an entry whose write also failed is simply absent, and a rerun extracts it)
+            writer.close(raise_error=not failed)
         report(writer.written())
         if errors:
             raise errors[0]
         return results
+
+
+    def _encode(self, chunk: _Chunk) -> dict[str, np.ndarray]:
+        """One batch through every tower -> {"clip": (b, D), ["tokens": (b, L, W) f16], backbone: (b, Db)}."""
+        emb, tok = self.clip.encode_batch(chunk.pixels, tokens=self.config.tokens)  # (b, D), (b, L, W)
+        rows = {"clip": emb}
+        if tok is not None:
+            rows["tokens"] = tok.astype(np.float16)
+        for name, net in self.backbones.items():
+            rows[name] = net.encode_batch(chunk.extra[name])  # (b, Db)
+        return rows
+
+
+class _ConsumerGone(Exception):
+    """The consumer stopped (an error or --strict): the producer ends without sending more."""
+
+
+class _Packer:
+    """Packs the frames of consecutive videos into batches of `batch_size` and sends each full one.
+
+    A video's end message (_Done or _Failed) is sent only after the batch holding its last frame, so
+    the consumer has all of a video's embeddings when its end arrives, and videos end in input order.
+    A failing video's frames still waiting here are dropped, and the waiting batch goes out at once,
+    so the failure reaches the consumer before any frame of a later video is encoded.
+    """
+
+    def __init__(self, batch_size: int, put: Callable[[object], bool]):
+        self.batch_size = batch_size
+        self._put = put
+        self._frames: list[_Frame] = []
+        self._owners: list[str] = []  # video key of each waiting frame
+        self._ends: list[object] = []  # end messages waiting for the batch to go out
+
+    def add(self, key: str, frame: _Frame) -> None:
+        self._frames.append(frame)
+        self._owners.append(key)
+        if len(self._frames) == self.batch_size:
+            self.flush()
+
+    def end(self, key: str, msg: object) -> None:
+        if isinstance(msg, _Failed):
+            kept = [i for i, owner in enumerate(self._owners) if owner != key]
+            self._frames = [self._frames[i] for i in kept]
+            self._owners = [self._owners[i] for i in kept]
+            self._ends.append(msg)
+            self.flush()
+        elif self._frames:
+            self._ends.append(msg)
+        else:
+            self._send(msg)
+
+    def flush(self) -> None:
+        """Send the waiting frames as one (possibly short) batch, then the end messages behind them."""
+        if self._frames:
+            owners = [(key, len(list(run))) for key, run in itertools.groupby(self._owners)]
+            names = self._frames[0].extra.keys()
+            self._send(_Chunk(_stack([f.pixels for f in self._frames]),
+                              {n: _stack([f.extra[n] for f in self._frames]) for n in names}, owners))
+            self._frames, self._owners = [], []
+        for msg in self._ends:
+            self._send(msg)
+        self._ends = []
+
+    def _send(self, msg: object) -> None:
+        if not self._put(msg):
+            raise _ConsumerGone
 
 
 class _EntryWriter:
@@ -290,11 +366,12 @@ class _EntryWriter:
         self._todo.join()
         return self.written()
 
-    def close(self) -> None:
-        """Write everything queued, then stop the thread; re-raise a write error."""
+    def close(self, raise_error: bool = True) -> None:
+        """Write everything queued, then stop the thread; re-raise a write error if `raise_error`."""
         self._todo.put(None)
         self._thread.join()
-        self._raise()
+        if raise_error:
+            self._raise()
 
     def _loop(self) -> None:
         while (job := self._todo.get()) is not None:
@@ -335,6 +412,7 @@ _MALLOC_TRIM = _load_malloc_trim()
 def release_free_memory() -> None:
     """Hand freed heap pages back to the system (glibc), once per CLIP batch.
 
+    The batches are host tensors whichever device runs the towers, so this applies on CUDA too.
     glibc raises its mmap threshold each time a large block is freed, so later batch-sized tensors
     (tens of MB, allocated in the producer thread and freed in this one) come from the heap, whose
     free pages stay resident: measured, the extra peak RSS grew with video length in fps mode

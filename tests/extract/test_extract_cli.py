@@ -78,7 +78,7 @@ def decoded_frames(path: str, n: int) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def base(tiny_videos, tmp_path_factory, run_extract_cli):
-    """The tiny folder extracted once (CLIP batches of 4 so a video spans two batches); read-mostly."""
+    """The tiny folder extracted once (CLIP batches of 4: a video spans batches, batches span videos)."""
     url = str(tmp_path_factory.mktemp("base") / "store.zarr")
     result = run_extract_cli(tiny_videos, url, "--batch-size", "4")
     return SimpleNamespace(videos=tiny_videos, url=url, result=result)

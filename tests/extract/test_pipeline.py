@@ -1,5 +1,5 @@
 """Extractor: a store never takes features made by other CLIP weights; the writer thread reports only whole
-entries and loses no finished one."""
+entries and loses no finished one; CLIP batches are filled across videos."""
 
 from __future__ import annotations
 
@@ -85,6 +85,34 @@ def test_a_failing_write_is_raised_and_earlier_entries_stay_whole(tiny_videos, t
     assert calls[2] not in complete
 
 
+def test_a_clip_error_is_not_masked_by_a_write_error_behind_it(tiny_videos, tmp_path, monkeypatch):
+    """The first error is the one raised: a write failing while CLIP's error unwinds does not replace it."""
+    import threading
+
+    url = str(tmp_path / "s.zarr")
+    extractor, items = _extractor(tiny_videos, url)
+    clip_failed = threading.Event()
+    real_encode = extractor.clip.encode_batch
+    calls = []
+
+    def encode(batch, tokens=False):
+        calls.append(1)
+        if len(calls) == 3:  # the first video's entry is already with the writer
+            clip_failed.set()
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real_encode(batch, tokens)
+
+    def write_entry(key, arrays, meta):
+        clip_failed.wait(10)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(extractor.clip, "encode_batch", encode)
+    monkeypatch.setattr(extractor.store, "write_entry", write_entry)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        extractor.run(items)
+    assert FeatureStore.open(url).entries(include_incomplete=True) == []
+
+
 def test_an_on_result_error_stops_the_run_but_keeps_finished_entries(tiny_videos, tmp_path):
     """What --strict does: the callback raises at the first report; every entry already extracted is kept whole."""
     url = str(tmp_path / "s.zarr")
@@ -115,3 +143,96 @@ def test_opencv_leaves_the_cores_to_cpu_clip(tiny_videos, tmp_path):
         assert cv2.getNumThreads() == 1
     finally:
         cv2.setNumThreads(before)
+
+
+# ---- batches filled across videos --------------------------------------------------------------------
+def _frame(value: float):
+    import torch
+
+    from extract.pipeline import _Frame
+
+    return _Frame(torch.full((3, 2, 2), value), {"resnet50": torch.full((3, 1, 1), value)})
+
+
+def _pack(batch_size, script):
+    """Run _Packer over ("frame", key, value) / ("end", key, msg) steps; return what it sent."""
+    from extract.pipeline import _Packer
+
+    sent = []
+    packer = _Packer(batch_size, lambda msg: sent.append(msg) or True)
+    for step, key, arg in script:
+        if step == "frame":
+            packer.add(key, _frame(arg))
+        else:
+            packer.end(key, arg)
+    packer.flush()
+    return sent
+
+
+def _ends(kind, key):
+    from extract.inputs import VideoItem
+    from extract.pipeline import _Done, _Failed
+
+    item = VideoItem(key, f"/{key}.mp4")
+    return _Done(item, {}, {}, 0.0) if kind == "done" else _Failed(item, "unreadable", "x", {}, 0.0)
+
+
+def _describe(sent):
+    from extract.pipeline import _Chunk
+
+    out = []
+    for msg in sent:
+        if isinstance(msg, _Chunk):
+            assert msg.pixels.shape[0] == msg.extra["resnet50"].shape[0] == sum(n for _, n in msg.owners)
+            out.append(("chunk", msg.owners, msg.pixels[:, 0, 0, 0].tolist()))
+        else:
+            out.append((type(msg).__name__, msg.item.key))
+    return out
+
+
+def test_packer_fills_batches_across_videos_and_ends_each_video_after_its_last_batch():
+    a = [("frame", "a", v) for v in (1, 2, 3)] + [("end", "a", _ends("done", "a"))]
+    b = [("frame", "b", v) for v in (4, 5, 6)] + [("end", "b", _ends("done", "b"))]
+    assert _describe(_pack(4, a + b)) == [
+        ("chunk", [("a", 3), ("b", 1)], [1, 2, 3, 4]),
+        ("_Done", "a"),  # a's last frame went out in the batch above
+        ("chunk", [("b", 2)], [5, 6]),  # the short last batch, sent by the final flush
+        ("_Done", "b"),
+    ]
+
+
+def test_packer_drops_a_failed_videos_waiting_frames_and_sends_the_failure_before_later_frames():
+    script = ([("frame", "a", v) for v in (1, 2)] + [("end", "a", _ends("done", "a"))]
+              + [("frame", "b", v) for v in (3, 4, 5, 6, 7)] + [("end", "b", _ends("failed", "b"))]
+              + [("frame", "c", 8), ("end", "c", _ends("done", "c"))])
+    assert _describe(_pack(4, script)) == [
+        ("chunk", [("a", 2), ("b", 2)], [1, 2, 3, 4]),
+        ("_Done", "a"),
+        ("_Failed", "b"),  # b's frames 5-7 were still waiting: dropped, and nothing of c was sent before
+        ("chunk", [("c", 1)], [8]),
+        ("_Done", "c"),
+    ]
+
+
+def test_an_end_with_no_waiting_frames_goes_out_at_once():
+    script = [("frame", "a", v) for v in (1, 2)] + [("end", "a", _ends("done", "a"))]
+    assert _describe(_pack(2, script)) == [("chunk", [("a", 2)], [1, 2]), ("_Done", "a")]
+
+
+def test_extraction_runs_full_batches_across_short_videos(tiny_videos, tmp_path, monkeypatch):
+    """6 videos x 4 frames, batches of 3: per video that is 12 batches (3 + 1 each); packed, 8 full ones."""
+    url = str(tmp_path / "s.zarr")
+    extractor, items = _extractor(tiny_videos, url)
+    sizes = []
+    real = extractor.clip.encode_batch
+
+    def counting(batch, tokens=False):
+        sizes.append(batch.shape[0])
+        return real(batch, tokens)
+
+    monkeypatch.setattr(extractor.clip, "encode_batch", counting)
+    results = extractor.run(items)
+    assert all(r.ok for r in results) and len(results) == 6
+    assert sizes == [3] * 8  # 24 frames
+    store = FeatureStore.open(url)
+    assert [store.read(r.key, ("clip",))["clip"].shape[0] for r in results] == [4] * 6
