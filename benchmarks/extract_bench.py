@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -84,6 +85,18 @@ def producer_cpu_ms(config, items, store_url: str) -> float:
         return 1000 * (time.process_time() - t0) / frames
     finally:
         torch.set_num_threads(threads)
+
+
+def producer_fps(config, items, store_url: str, threads: int) -> float:
+    """frames/s of the producer side alone (no CLIP) with `threads` decode threads: what can feed a GPU."""
+    from extract.pipeline import Extractor, _Frame
+    from fgm_common.store import FeatureStore
+
+    FeatureStore.create_or_open(store_url, config, {})
+    ex = Extractor(config, store_url, device="cpu", decode_threads=threads)
+    t0 = time.perf_counter()
+    frames = sum(isinstance(msg, _Frame) for _, msg in ex._messages(items))
+    return frames / (time.perf_counter() - t0)
 
 
 RSS_PROBE = """
@@ -182,6 +195,9 @@ def main() -> None:
             cpu["producer_cpu_ms_per_frame"] = producer_cpu_ms(config, items[1:], f"{tmp}/producer.zarr")
             cpu["ratio_if_producer_takes_clip_time"] = cpu["clip_cpu_ms_per_frame"] / (
                 cpu["clip_cpu_ms_per_frame"] + cpu["producer_cpu_ms_per_frame"])
+        # beside a GPU the producer is the limit: how its throughput grows with decode threads
+        threads = sorted({1, min(4, os.cpu_count() or 1)})
+        feed = {n: producer_fps(config, items[1:], f"{tmp}/feed{n}.zarr", n) for n in threads}
 
         # fps mode is also run at a quarter of the long length: past one full CLIP batch (32 frames),
         # the extra peak should stay flat in length apart from the video's own output (~15 KB a frame)
@@ -198,6 +214,7 @@ def main() -> None:
                "clip_alone_fps": a, "full_pipeline_fps": b, "ratio": ratio, "round_ratios": ratios,
                "failed": failed, "rounds_a": runs_a, "rounds_b": runs_b,
                "device": device, "flow_backend": config.flow_backend, **cpu,
+               "producer_alone_fps_by_decode_threads": feed,
                "long_seconds": args.long_seconds, "peak_rss_mb": rss}
     table = Table(title=f"extraction throughput ({args.model}, random weights, CLIP on {device}, "
                         f"flow {config.flow_backend})", show_header=False)
@@ -212,6 +229,8 @@ def main() -> None:
                       f"{cpu['clip_cpu_ms_per_frame']:.1f} / {cpu['producer_cpu_ms_per_frame']:.1f}")
         table.add_row("b / a if every producer CPU ms came out of CLIP's time",
                       f"{cpu['ratio_if_producer_takes_clip_time']:.3f}")
+    table.add_row("producer alone (no CLIP), frames/s by decode threads",
+                  ", ".join(f"{n}: {v:.1f}" for n, v in feed.items()))
     for k, v in rss.items():
         length = f"{lengths[k.split('_')[0]]:.0f} s"
         table.add_row(f"{k} ({length} video, {v['frames']} frames): RSS after loading / extra peak while extracting, MB",

@@ -73,6 +73,9 @@ def extract(
     scheduler: Annotated[Optional[str], typer.Option(help="Address of an existing dask.distributed scheduler.")] = None,
     device: Device = "auto",
     batch_size: Annotated[int, typer.Option(help="Frames per CLIP batch.")] = 32,
+    decode_threads: Annotated[int, typer.Option(min=0, help="Threads per process that decode, compute flow and "
+                                                           "preprocess, each on its own videos. 0 = auto: 1 when CLIP "
+                                                           "runs on the CPU (torch uses every core), else up to 4.")] = 0,
     retry_failed: Annotated[bool, typer.Option(help="Try again videos that failed in an earlier run.")] = False,
     verify_hash: Annotated[bool, typer.Option(help="Re-hash every source file instead of trusting size+mtime.")] = False,
     strict: Annotated[bool, typer.Option(help="Stop at the first video that fails (exit 1).")] = False,
@@ -134,7 +137,8 @@ def extract(
                       "Features carry no pretrained knowledge; the store records this.[/bold yellow]")
     console.print(f"{len(discovery.items)} videos found in {videos}"
                   + (f", {len(discovery.ignored)} other files ignored" if discovery.ignored else ""))
-    options = RunOptions(workers, scheduler, device, batch_size, retry_failed, verify_hash, clip_cache_dir)
+    options = RunOptions(workers, scheduler, device, batch_size, retry_failed, verify_hash, clip_cache_dir,
+                         decode_threads)
 
     bar = progress_bar(quiet)
     task = None

@@ -33,6 +33,7 @@ class RunOptions:
     retry_failed: bool = False
     verify_hash: bool = False
     cache_dir: str | None = None
+    decode_threads: int = 0  # producer threads per process; 0 = 1 beside CPU CLIP, up to 4 beside a GPU
 
 
 @dataclass
@@ -165,7 +166,8 @@ def run_extract(discovery: Discovery, config: ExtractConfig, store_url: str, opt
         if extractor is None:
             from extract.pipeline import Extractor  # torch and open_clip load only when there is work
 
-            extractor = Extractor(config, store_url, options.device, options.batch_size, options.cache_dir, run_id)
+            extractor = Extractor(config, store_url, options.device, options.batch_size, options.cache_dir, run_id,
+                                  options.decode_threads)
         return extractor
 
     failures = store.failures()
@@ -243,7 +245,8 @@ def _run_dask(todo: list[VideoItem], config: ExtractConfig, store_url: str, opti
         size = max(1, min(8, math.ceil(len(todo) / (n_workers * 4))))
         chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
         futures = {client.submit(extract_chunk, chunk, config.to_dict(), store_url, options.device,
-                                 options.cache_dir, run_id, pure=False): chunk for chunk in chunks}
+                                 options.cache_dir, run_id, options.decode_threads, pure=False): chunk
+                   for chunk in chunks}
         for future in as_completed(futures):
             try:
                 results = future.result()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 
 from fgm_common.store import FeatureStore
@@ -40,14 +41,14 @@ def test_existing_dask_scheduler(tiny_videos, tmp_path, run_extract_cli):
 
 
 # ---- the writer thread and helper-thread priority ---------------------------------------------------
-def _extractor(tiny_videos, url):
+def _extractor(tiny_videos, url, decode_threads=1):
     from extract.inputs import discover
     from extract.pipeline import Extractor
     from fgm_common.config import ExtractConfig
 
     config = ExtractConfig(clip_model="fgm-tiny-vit", pretrained="none", num_frames=4, flow_pairs="sampled")
     FeatureStore.create_or_open(url, config, {})
-    return Extractor(config, url, device="cpu", batch_size=3), discover(tiny_videos).items
+    return Extractor(config, url, device="cpu", batch_size=3, decode_threads=decode_threads), discover(tiny_videos).items
 
 
 def test_each_result_is_reported_after_its_entry_is_whole(tiny_videos, tmp_path):
@@ -236,3 +237,87 @@ def test_extraction_runs_full_batches_across_short_videos(tiny_videos, tmp_path,
     assert sizes == [3] * 8  # 24 frames
     store = FeatureStore.open(url)
     assert [store.read(r.key, ("clip",))["clip"].shape[0] for r in results] == [4] * 6
+
+
+# ---- several decode threads ---------------------------------------------------------------------------
+def _producer_threads():
+    import threading
+
+    return [t for t in threading.enumerate() if "producer" in t.name]
+
+
+def test_decode_threads_give_the_same_store_as_one(tiny_videos_copy, tmp_path, run_extract_cli):
+    """Threads change speed only: same entries, same failures, bit-identical arrays, same batches."""
+    (tiny_videos_copy / "swing_slow" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
+    (tiny_videos_copy / "circle_clockwise" / "empty.mp4").write_bytes(b"")
+    stores = {}
+    for threads in ("1", "3"):
+        url = str(tmp_path / f"t{threads}.zarr")
+        result = run_extract_cli(tiny_videos_copy, url, "--decode-threads", threads, "--batch-size", "4")
+        assert result.exit_code == 1, result.output  # the two bad files
+        stores[threads] = FeatureStore.open(url)
+    one, three = stores["1"], stores["3"]
+    assert [e.key for e in one.entries()] == [e.key for e in three.entries()] and len(one.entries()) == 6
+    assert one.failures().keys() == three.failures().keys() == {"swing_slow/broken.mp4", "circle_clockwise/empty.mp4"}
+    for entry in one.entries():
+        a, b = one.read(entry.key), three.read(entry.key)
+        assert a.keys() == b.keys()
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=f"{entry.key} {name}")
+    assert not _producer_threads()
+
+
+def test_a_bug_in_a_decode_thread_is_raised_and_every_thread_ends(tiny_videos, tmp_path, monkeypatch):
+    from extract import pipeline
+
+    url = str(tmp_path / "s.zarr")
+    extractor, items = _extractor(tiny_videos, url, decode_threads=2)
+    real_hash = pipeline.content_sha256
+
+    def hash_with_a_bug(path):
+        if str(path) == str(items[3].path):
+            raise KeyError("simulated bug")
+        return real_hash(path)
+
+    monkeypatch.setattr(pipeline, "content_sha256", hash_with_a_bug)
+    reported = []
+    with pytest.raises(KeyError, match="simulated bug"):
+        extractor.run(items, reported.append)
+    # videos before the bug are whole and reported; nothing after it was written
+    assert {e.key for e in FeatureStore.open(url).entries(include_incomplete=True)} <= {i.key for i in items[:3]}
+    assert [r.key for r in reported] == [i.key for i in items[: len(reported)]]
+    assert not _producer_threads()
+
+
+def test_stopping_early_ends_every_decode_thread(tiny_videos, tmp_path):
+    url = str(tmp_path / "s.zarr")
+    extractor, items = _extractor(tiny_videos, url, decode_threads=3)
+
+    class Stop(Exception):
+        pass
+
+    import threading
+
+    decoded_by = []
+    real_produce = extractor._produce
+
+    def produce(item, flow=None):
+        decoded_by.append(threading.current_thread().name)
+        return real_produce(item, flow)
+
+    extractor._produce = produce
+
+    def on_result(res):
+        raise Stop(res.key)
+
+    with pytest.raises(Stop):
+        extractor.run(items, on_result)
+    assert {"fgm-extract-producer-0", "fgm-extract-producer-1", "fgm-extract-producer-2"} <= set(decoded_by)
+    assert not _producer_threads()
+
+
+def test_default_decode_threads():
+    from extract.pipeline import default_decode_threads
+
+    assert default_decode_threads("cpu") == 1  # torch's threads already use every core
+    assert 1 <= default_decode_threads("cuda") <= 4
