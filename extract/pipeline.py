@@ -154,9 +154,8 @@ class Extractor:
             return fps_indices(n_frames, fps, self.config.fps)
         return uniform_indices(n_frames, self.config.num_frames)
 
-    def _produce(self, item: VideoItem, flow: FlowComputer | None = None) -> Iterator[object]:
+    def _produce(self, item: VideoItem, flow: FlowComputer) -> Iterator[object]:
         """One video -> a _Frame per sampled frame, then _Done, or _Failed as soon as anything fails."""
-        flow = flow or self.flows[0]
         started = time.perf_counter()
         fingerprint: dict = {}
         try:
@@ -238,7 +237,7 @@ class Extractor:
         n = min(self.decode_threads, len(items))
         if n <= 1:
             for item in items:
-                for msg in self._produce(item):
+                for msg in self._produce(item, self.flows[0]):
                     yield item, msg
             return
         queues = [queue.Queue(maxsize=self.batch_size) for _ in range(n)]
