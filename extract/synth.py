@@ -1,17 +1,16 @@
-"""Synthetic fine-grained video set: per pair of classes the frames are the same, only their order differs.
+"""Synthetic fine-grained video sets: render clips of the classes in extract/synth_classes.py and write them.
 
-Each class belongs to a pair. The first member renders a clip from a random path (circle, vertical
-sawtooth, pendulum arc); the second member renders that same kind of clip and then reorders its
-frames (time reversal, or a stride that turns one swing into several). So every order-free statistic
-of a clip (any single frame, the unordered set of frames) has the same distribution for both members:
-only motion tells them apart. docs/synth.md explains the classes and how the property is checked.
+Two tasks (SynthConfig.task). "motion": classes come in pairs whose clips share every frame and differ
+only in frame order (time reversal, or a stride that turns one swing into several), with shape,
+colour and background random per clip, so only motion tells a pair apart. "mixed": three fixed
+looks (shape and colour) x two circling directions, so only look and motion together separate all
+six. docs/synth.md explains the classes and how their properties are checked.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import zlib
 from dataclasses import dataclass
@@ -22,30 +21,24 @@ import cv2
 import numpy as np
 from rich.progress import track
 
-# Pairs: the second of each pair is a reordering of the first's frames (see MOTIONS).
-DEFAULT_CLASSES: tuple[str, ...] = ("circle_clockwise", "circle_counterclockwise", "rise_slow_fall_fast",
-                                   "rise_fast_fall_slow", "swing_slow", "swing_fast")
+from extract.synth_classes import (
+    CLASS_DESCRIPTIONS, COLOUR_JITTER, DEFAULT_CLASSES, DEFAULT_TASK, LOOKS, MIXED_CLASSES, MOTIONS, TASKS,
+    ClassSpec, Look, Motion, check_classes, task_classes,
+)
 
-CLASS_DESCRIPTIONS: dict[str, tuple[str, ...]] = {
-    "circle_clockwise": ("a shape travelling clockwise around a circle.",
-                         "an object circling round and round in the clockwise direction."),
-    "circle_counterclockwise": ("a shape travelling counterclockwise around a circle.",
-                                "an object circling round and round in the anticlockwise direction."),
-    "rise_slow_fall_fast": ("a shape rising slowly upward and then dropping back down quickly.",
-                            "an object that creeps up and falls fast, over and over."),
-    "rise_fast_fall_slow": ("a shape shooting up quickly and then sinking back down slowly.",
-                            "an object that jumps up fast and drifts down gently, over and over."),
-    "swing_slow": ("a shape swinging slowly like a pendulum, once back and forth.",
-                   "an object on a slow pendulum swing."),
-    "swing_fast": ("a shape swinging quickly like a pendulum, back and forth several times.",
-                   "an object on a fast pendulum swing."),
-}
+# Re-exported: other code imports the class definitions from here, as it did before they moved.
+__all__ = [
+    "CLASS_DESCRIPTIONS", "CODEC_EXTENSIONS", "DEFAULT_CLASSES", "DEFAULT_TASK", "LOOKS", "MIXED_CLASSES",
+    "MOTIONS", "RENDER_FIELDS", "SHAPES", "TASKS", "BACKGROUNDS", "ClassSpec", "Look", "Motion",
+    "SynthConfig", "clip_path", "clip_rng", "render_clip", "render_clip_with_track", "task_classes",
+    "write_dataset",
+]
 
 # Container for each writable codec (PyPI OpenCV has no H.264 encoder, so no 'avc1').
 CODEC_EXTENSIONS: dict[str, str] = {"mp4v": ".mp4", "MJPG": ".avi", "XVID": ".avi"}
 
 # Fields that change a clip's bytes; a folder can be resumed only if these match.
-RENDER_FIELDS = ("size", "fps", "min_frames", "max_frames", "seed", "codec")
+RENDER_FIELDS = ("task", "size", "fps", "min_frames", "max_frames", "seed", "codec")
 
 
 @dataclass(frozen=True)
@@ -53,7 +46,8 @@ class SynthConfig:
     """What `write_dataset` makes; saved as OUT/synth_config.json beside the videos."""
 
     videos_per_class: int = 20
-    classes: tuple[str, ...] = DEFAULT_CLASSES
+    task: str = DEFAULT_TASK  # a key of TASKS: "motion" or "mixed"
+    classes: tuple[str, ...] | None = None  # None: all of the task's classes
     size: int = 112  # frames are size x size
     fps: float = 25.0
     min_frames: int = 40  # clip length is uniform in [min_frames, max_frames]
@@ -62,10 +56,9 @@ class SynthConfig:
     codec: str = "mp4v"  # mp4 container; 'MJPG' or 'XVID' -> .avi
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "classes", tuple(self.classes))  # JSON gives a list back
-        unknown = [c for c in self.classes if c not in MOTIONS]
-        if unknown or not self.classes or len(set(self.classes)) < len(self.classes):
-            raise ValueError(f"classes must be distinct names from {sorted(MOTIONS)}; unknown: {unknown}")
+        classes = task_classes(self.task) if self.classes is None else tuple(self.classes)  # JSON gives a list
+        object.__setattr__(self, "classes", classes)
+        check_classes(self.task, classes)
         if self.codec not in CODEC_EXTENSIONS:
             raise ValueError(f"codec {self.codec!r} cannot be written; use one of {sorted(CODEC_EXTENSIONS)}")
         if not 8 <= self.min_frames <= self.max_frames:
@@ -74,62 +67,7 @@ class SynthConfig:
             raise ValueError("need size >= 32, videos_per_class >= 1 and fps > 0")
 
 
-# ---- motion: a path over the phase (in cycles), how many cycles, and a reordering of frames ----
-
-def _circle(phase: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(T,) phase -> (T, 2) xy on the unit circle; rising phase is clockwise on screen (y points down)."""
-    a = 2 * np.pi * phase
-    return np.stack([np.cos(a), np.sin(a)], axis=1)
-
-
-def _sawtooth(phase: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(T,) phase -> (T, 2): up for 3/4 of each cycle, back down in the last 1/4 (y points down)."""
-    f = phase % 1.0
-    height = np.where(f < 0.75, f / 0.75, (1.0 - f) / 0.25)
-    return np.stack([np.zeros_like(f), -height], axis=1)
-
-
-def _pendulum(phase: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(T,) phase -> (T, 2) on an arc below a pivot, swinging +-amplitude with a sine law."""
-    theta = rng.uniform(0.5, 1.0) * np.sin(2 * np.pi * phase)
-    return np.stack([np.sin(theta), np.cos(theta)], axis=1)
-
-
-def _keep(n: int) -> np.ndarray:
-    return np.arange(n)
-
-
-def _reverse(n: int) -> np.ndarray:
-    """Time reversal: the second member of a pair plays the first member's clip backwards."""
-    return np.arange(n)[::-1].copy()
-
-
-def _stride(n: int) -> np.ndarray:
-    """Frame t shows base frame (c*t mod n), c >= 3 coprime with n: c swings from a permutation of one."""
-    c = next(c for c in range(3, n) if math.gcd(c, n) == 1)
-    return (c * np.arange(n)) % n
-
-
-@dataclass(frozen=True)
-class Motion:
-    """A class: base path, cycles per clip (drawn per clip), and how the rendered frames are reordered."""
-
-    path: Callable[[np.ndarray, np.random.Generator], np.ndarray]
-    cycles: Callable[[np.random.Generator], float]
-    order: Callable[[int], np.ndarray]
-
-
-MOTIONS: dict[str, Motion] = {
-    "circle_clockwise": Motion(_circle, lambda r: r.uniform(1.0, 2.0), _keep),
-    "circle_counterclockwise": Motion(_circle, lambda r: r.uniform(1.0, 2.0), _reverse),
-    "rise_slow_fall_fast": Motion(_sawtooth, lambda r: r.uniform(1.5, 2.5), _keep),
-    "rise_fast_fall_slow": Motion(_sawtooth, lambda r: r.uniform(1.5, 2.5), _reverse),
-    "swing_slow": Motion(_pendulum, lambda r: 1.0, _keep),  # exactly one cycle: see _stride
-    "swing_fast": Motion(_pendulum, lambda r: 1.0, _stride),
-}
-
-
-# ---- appearance: shape, colours, background, noise; drawn the same way for every class ----
+# ---- appearance: shapes, backgrounds and colours, drawn as the class's Look says ----
 
 _SUB = 16  # cv2 drawing with shift=4 takes coordinates in 1/16 pixel, so positions stay subpixel
 
@@ -152,15 +90,45 @@ SHAPES: dict[str, Callable[[np.ndarray, float, float, float, float], None]] = {
 }
 
 
-def _background(size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W, 3) float32 texture (smooth blobs + grain) around a random base colour, and that colour."""
-    base = rng.uniform(0, 255, 3)
+def _texture(size: int, rng: np.random.Generator, base: np.ndarray, chroma: bool) -> np.ndarray:
+    """(H, W, 3) float32: base colour + smooth blobs (per channel if `chroma`, else grey) + fine grain."""
     k = int(rng.integers(3, 9))
-    blobs = cv2.resize(rng.normal(0, 1, (k, k, 3)).astype(np.float32), (size, size),
-                       interpolation=cv2.INTER_CUBIC)
+    blobs = cv2.resize(rng.normal(0, 1, (k, k, 3 if chroma else 1)).astype(np.float32), (size, size),
+                       interpolation=cv2.INTER_CUBIC).reshape(size, size, -1)
     grain = rng.normal(0, 1, (size, size, 1)).astype(np.float32)
     bg = base + rng.uniform(5, 30) * blobs + rng.uniform(0, 12) * grain
-    return np.clip(bg, 0, 255).astype(np.float32), base
+    return np.clip(bg, 0, 255).astype(np.float32)
+
+
+def _colourful_background(size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) float32 texture around a random base colour, and that (3,) colour."""
+    base = rng.uniform(0, 255, 3)
+    return _texture(size, rng, base, chroma=True), base
+
+
+def _greyish_background(size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) float32 grey texture with a faint tint (<= 6 RGB units), and its (3,) base colour.
+
+    Low saturation, so a fixed look's hue is the most colourful thing in the frame.
+    """
+    base = rng.uniform(50, 200) + rng.uniform(-6, 6, 3)
+    return _texture(size, rng, base, chroma=False), base
+
+
+# Each returns (H, W, 3) float32 background and its (3,) base colour; keyed by Look.background.
+BACKGROUNDS: dict[str, Callable[[int, np.random.Generator], tuple[np.ndarray, np.ndarray]]] = {
+    "colourful": _colourful_background, "greyish": _greyish_background,
+}
+
+
+def _shape_colour(look: Look, base: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(3,) RGB: the look's fixed colour with a small jitter, or a random one far from the background."""
+    if look.colour is not None:
+        return np.asarray(look.colour) + rng.uniform(-COLOUR_JITTER, COLOUR_JITTER, 3)
+    colour = rng.uniform(0, 255, 3)
+    while np.linalg.norm(colour - base) < 120:  # keep the shape visible; at most ~45% of draws retry
+        colour = rng.uniform(0, 255, 3)
+    return colour
 
 
 def _fit(points: np.ndarray, rng: np.random.Generator, size: int, margin: float) -> np.ndarray:
@@ -175,19 +143,19 @@ def _fit(points: np.ndarray, rng: np.random.Generator, size: int, margin: float)
 def render_clip_with_track(
     label: str, rng: np.random.Generator, cfg: SynthConfig
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One clip of `label`: (T, H, W, 3) uint8 RGB frames and (T, 2) float xy of the shape's centre."""
-    motion = MOTIONS[label]
+    """One clip of `label` (a class of cfg.task): (T, H, W, 3) uint8 RGB frames, (T, 2) float shape centres."""
+    spec = TASKS[cfg.task][label]
+    motion, look = MOTIONS[spec.motion], LOOKS[spec.look]
     n = int(rng.integers(cfg.min_frames, cfg.max_frames + 1))
-    # Everything below is drawn identically for the two members of a pair; only `order` differs.
+    # Everything below is drawn identically for the two members of a pair; only `order` differs. For
+    # one look, and for the looks of the mixed task alike (same draws), the path does not depend on it.
     phase = rng.uniform() + motion.cycles(rng) * np.arange(n) / n  # (T,) in cycles
-    shape = list(SHAPES)[int(rng.integers(len(SHAPES)))]
-    radius = rng.uniform(0.045, 0.08) * cfg.size
+    shape = look.shapes[int(rng.integers(len(look.shapes)))]
+    radius = rng.uniform(*look.radius) * cfg.size
     angle = rng.uniform(0, 2 * np.pi)
     xy = _fit(motion.path(phase, rng), rng, cfg.size, 1.5 * radius + 2)  # (T, 2)
-    bg, base = _background(cfg.size, rng)
-    colour = rng.uniform(0, 255, 3)
-    while np.linalg.norm(colour - base) < 120:  # keep the shape visible; at most ~45% of draws retry
-        colour = rng.uniform(0, 255, 3)
+    bg, base = BACKGROUNDS[look.background](cfg.size, rng)
+    colour = _shape_colour(look, base, rng)
     sigma = rng.uniform(0, 10)
     frames = np.empty((n, cfg.size, cfg.size, 3), np.uint8)
     mask = np.empty((cfg.size, cfg.size), np.uint8)
@@ -236,7 +204,8 @@ def _check_resumable(out: Path, cfg: SynthConfig) -> None:
     saved = out / "synth_config.json"
     if not saved.exists():
         return
-    old = json.loads(saved.read_text(encoding="utf-8"))
+    # Sets written before the task field existed are motion sets.
+    old = {"task": "motion", **json.loads(saved.read_text(encoding="utf-8"))}
     new = dataclasses.asdict(cfg)
     diff = {k: (old.get(k), new[k]) for k in RENDER_FIELDS if old.get(k) != new[k]}
     if diff:

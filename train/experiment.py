@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from fgm_common.console import console, progress_bar
+from fgm_common.console import console
 from fgm_common.datasets import get_dataset
 from fgm_common.store import FeatureStore, StoreError
-from train.baselines import BASELINES, baseline_costs, fit_predict
 from train.data import FeatureSet, load_features
 from train.metrics import classification_metrics, mean_std
 from train.splits import SplitSpec, few_shot, make_folds, unseen_classes
-from train.trainer import TrainConfig, Trainer, _device, new_model, predict_logits
+from train.fold_runs import FOLD_RUNNERS
+from train.trainer import TrainConfig, _device
 from train.variants import Variant, get_variant
 
 METRICS = ("accuracy", "recall", "f1", "auc")
@@ -54,62 +53,6 @@ def _clip_parts(store: FeatureStore, fs: FeatureSet, variants: list, device: str
     return ClipParts(clip, fs.class_sentences, fs.classes, "tokens" in fs.tensors, adapters=exp_adapters)
 
 
-@dataclass
-class FoldOutcome:
-    """One fold of one variant: validation logits (n_val, C) and what fitting them took."""
-
-    logits: np.ndarray
-    train_seconds: float
-    data_wait_share: float  # NaN where no batches were loaded (baselines, a finished checkpoint)
-    history: list[dict]
-    costs: Callable[[], dict]  # cost figures (train.costs.head_costs keys), asked for the first fold only
-
-
-def _model_fold(exp: Experiment, fs: FeatureSet, store: FeatureStore, variant: Variant, cfg: TrainConfig,
-                fold, clip_parts, device) -> FoldOutcome:
-    """Train (or resume) an FGMCLIP on the fold with the Trainer, checkpointing under OUT/<variant>/."""
-    name, seed = variant.name, cfg.seed
-    model = new_model(fs, cfg, variant, clip_parts)
-    ckpt = exp.out / name / f"seed{seed}" / fold.name / "checkpoint.pt"
-    extra = {"classes": fs.classes, "class_text": fs.class_text, "scene_text": fs.scene_text,
-             "class_sentences": fs.class_sentences, "extract_config": store.config.to_dict(),
-             "clip_identity": json.loads(json.dumps(store.clip_identity)), "store_url": str(store.url),
-             "variant": name, "dataset": exp.dataset}
-    unseen = exp.unseen_idx(fs.classes)
-    seen = [c for c in range(len(fs.classes)) if c not in unseen] if unseen else None
-    trainer = Trainer(fs, fold, cfg, model, ckpt, extra, train_classes=seen)
-    bar = progress_bar(exp.quiet)
-    with bar:
-        task = bar.add_task(f"{name} s{seed} {fold.name}", total=cfg.epochs, rate="")
-        bar.update(task, completed=0)
-
-        def tick(epoch: int, rec: dict) -> None:
-            bar.update(task, completed=epoch, rate=f"loss {rec['total']:.3f} ce {rec['ce']:.3f}")
-            if exp.quiet and (epoch % 10 == 0 or epoch == cfg.epochs):  # log lines instead of a bar
-                terms = " ".join(f"{k} {v:.4f}" for k, v in rec.items() if k not in ("epoch", "lr"))
-                console.print(f"{name} seed {seed} {fold.name} epoch {epoch}/{cfg.epochs} lr {rec['lr']:.2e} {terms}")
-
-        run = trainer.fit(resume=exp.resume, on_epoch_end=tick)
-        bar.update(task, completed=cfg.epochs)
-    from train.costs import head_costs
-
-    return FoldOutcome(predict_logits(run.model, fs, fold.val, device), run.train_seconds, run.data_wait_share,
-                       run.history, lambda: head_costs(run.model, fs, fold.val, device))
-
-
-def _baseline_fold(exp: Experiment, fs: FeatureSet, store: FeatureStore, variant: Variant, cfg: TrainConfig,
-                   fold, clip_parts, device) -> FoldOutcome:
-    """Fit a non-neural baseline on the fold (seconds: nothing to checkpoint; result.json is the resume point)."""
-    logits, fitted, seconds = fit_predict(variant.kind, fs, fold, cfg)
-    console.print(f"{variant.name} seed {cfg.seed} {fold.name}: {variant.kind} fitted on {len(fold.train)} videos "
-                  f"in {seconds:.2f} s")
-    return FoldOutcome(logits, seconds, float("nan"), [], lambda: baseline_costs(fitted, fs, fold.val))
-
-
-# how each Variant.kind is fitted on one fold
-FOLD_RUNNERS = {"model": _model_fold, **{kind: _baseline_fold for kind in BASELINES}}
-
-
 def _protocol(exp: Experiment, fs: FeatureSet, fold, seed: int):
     """Few-shot and zero-shot protocols on top of a split's fold (train side shrinks; val as the protocol says)."""
     if exp.unseen_classes:
@@ -130,10 +73,14 @@ def run_variant(exp: Experiment, fs: FeatureSet, store: FeatureStore, name: str,
         cfg = TrainConfig(**{**exp.train.to_dict(), "seed": seed, "variant": name})
         folds = make_folds(SplitSpec(**{**exp.split.__dict__, "seed": seed}), fs.labels, fs.groups, fs.splits, fs.views)
         folds = [_protocol(exp, fs, f, seed) for f in folds]
-        labels, logits, train_s, waits = [], [], 0.0, []
+        labels, logits, heads, blends, train_s, waits = [], [], {}, {}, 0.0, []
         for fold in folds:
             done = FOLD_RUNNERS[variant.kind](exp, fs, store, variant, cfg, fold, clip_parts, device)
             logits.append(done.logits)
+            for head, z in done.heads.items():
+                heads.setdefault(head, []).append(z)
+            if done.blend:
+                blends[fold.name] = done.blend
             labels.append(fs.labels[fold.val])
             train_s += done.train_seconds
             waits.append(done.data_wait_share)
@@ -141,19 +88,24 @@ def run_variant(exp: Experiment, fs: FeatureSet, store: FeatureStore, name: str,
             if not costs:
                 costs = done.costs()
         y, z = np.concatenate(labels), np.concatenate(logits)
-        classes = fs.classes
+        classes, keep = fs.classes, slice(None)
         if exp.unseen_classes:  # zero-shot: choose among the held-out classes only
-            unseen = exp.unseen_idx(fs.classes)
-            y, z = np.array([unseen.index(v) for v in y]), z[:, unseen]
-            classes = [fs.classes[c] for c in unseen]
+            keep = exp.unseen_idx(fs.classes)
+            y, z = np.array([keep.index(v) for v in y]), z[:, keep]
+            classes = [fs.classes[c] for c in keep]
         m = classification_metrics(y, z, classes)
-        m.update(train_seconds=train_s, folds=[f.name for f in folds], data_wait_share=mean_std(waits)[0])
+        # each head's own accuracy on the same validation videos: is fusion adding or subtracting?
+        m["heads"] = {h: float((np.concatenate(zs)[:, keep].argmax(1) == y).mean()) for h, zs in heads.items()}
+        m.update(train_seconds=train_s, folds=[f.name for f in folds], data_wait_share=mean_std(waits)[0],
+                 blend=blends)
         per_seed[seed] = m
     summary = {k: mean_std([per_seed[s][k] for s in exp.seeds]) for k in METRICS}
     summary["train_seconds"] = mean_std([per_seed[s]["train_seconds"] for s in exp.seeds])
+    head_acc = {h: mean_std([per_seed[s]["heads"][h] for s in exp.seeds]) for h in per_seed[exp.seeds[0]]["heads"]}
     return {"variant": name, "description": variant.description, "kind": variant.kind, "backbone": variant.backbone,
-            "per_seed": per_seed, "mean": {k: v[0] for k, v in summary.items()},
-            "std": {k: v[1] for k, v in summary.items()}, "costs": costs, "history": history}
+            "streams": variant.streams, "per_seed": per_seed, "mean": {k: v[0] for k, v in summary.items()},
+            "std": {k: v[1] for k, v in summary.items()}, "costs": costs, "history": history,
+            "heads": {h: {"mean": v[0], "std": v[1]} for h, v in head_acc.items()}}
 
 
 def run_experiment(exp: Experiment) -> dict:

@@ -141,8 +141,21 @@ def cluster_loss(h: torch.Tensor, clusters: torch.Tensor, margin: float = 1.0) -
     return loss
 
 
+def _heads(out: dict) -> dict:
+    """The outputs' heads by name; an output with logits alone is one fused head."""
+    return out.get("heads") or {"fused": out["logits"]}
+
+
 def _ce(out, batch, state, cfg):
-    return ce_loss(out["logits"], batch["label"])
+    return ce_loss(_heads(out)["fused"], batch["label"])
+
+
+def _stream(out, batch, state, cfg):
+    """Mean cross-entropy of the stream heads (train/heads.py); 0 for a model without them."""
+    own = [z for name, z in _heads(out).items() if name != "fused"]
+    if not own:
+        return out["logits"].new_zeros(())
+    return sum(ce_loss(z, batch["label"]) for z in own) / len(own)
 
 
 def _align(out, batch, state, cfg):
@@ -171,6 +184,7 @@ def _cluster(out, batch, state, cfg):
 # name -> (ModelConfig weight field or None for weight 1, term)
 LOSS_TERMS = {
     "ce": (None, _ce),
+    "stream": ("w_stream", _stream),
     "align": ("w_align", _align),
     "motion": ("w_motion", _motion),
     "context": ("w_context", _context),
@@ -179,7 +193,7 @@ LOSS_TERMS = {
 
 
 def compute_losses(out: dict, batch: dict, state: PriorState, cfg) -> dict[str, torch.Tensor]:
-    """Every term by name plus `total` = ce + sum of weight * term; a term of weight 0 is not computed (0)."""
+    """Every term by name plus `total` = ce (of the fused head) + sum of weight * term; a term of weight 0 is 0."""
     losses, total = {}, out["logits"].new_zeros(())
     for name, (weight_field, term) in LOSS_TERMS.items():
         weight = 1.0 if weight_field is None else getattr(cfg, weight_field)

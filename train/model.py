@@ -13,7 +13,9 @@ from train.adapter import EmbeddingAdapter
 from train.align import ALIGNERS
 from train.classifier import CLASSIFIERS
 from train.context import ContextEncoder
+from train.blend import BLENDS
 from train.fusion import FUSIONS
+from train.heads import HEADS, StreamHead, blend_logits, stream_dropout
 from train.motion import MOTION_ENCODERS, TEMPORAL, MotionDecoder
 from train.streams import STREAM_ENCODERS, STREAM_FUSIONS
 
@@ -61,6 +63,12 @@ class ModelConfig:
     w_cluster: float = 0.05
     cluster_k: int = 0  # 0 = number of classes
     cluster_margin: float = 1.0
+    # Stream-aware training (train/heads.py, docs/design-choices.md); the `paper` variant turns it off.
+    stream_heads: bool = True  # each stream's own classifier beside the fused one
+    w_stream: float = 1.0  # weight of the stream heads' mean cross-entropy
+    stream_dropout: float = 0.25  # per training video, chance the fusion sees only motion (and, again, only visual)
+    blend: str = "inner"  # BLENDS: how the heads' logits make the prediction
+    standardize_visual: bool = True  # per-channel standardisation of v (training statistics) before fusion and head
     visual_key: str = "clip"  # the store array the visual stream reads, (T, visual_dim) per video
     visual_dim: int = 0  # width of that array; 0 = clip_dim (the CLIP frame embeddings)
     extra_dims: InitVar[dict | None] = None  # {array: width} of the extra arrays loaded; not stored
@@ -75,7 +83,7 @@ class ModelConfig:
         if self.visual_key == "clip" and self.visual_dim not in (0, self.clip_dim):
             raise ValueError(f"visual_dim {self.visual_dim} differs from clip_dim {self.clip_dim} for CLIP features")
         choices = {"motion_encoder": MOTION_CHOICES, "temporal": TEMPORAL, "aligner": ALIGNERS,
-                   "fusion": FUSION_CHOICES, "classifier": CLASSIFIERS}
+                   "fusion": FUSION_CHOICES, "classifier": CLASSIFIERS, "blend": BLENDS}
         for name, registry in choices.items():
             if getattr(self, name) not in registry:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not one of {sorted(registry)}")
@@ -85,6 +93,11 @@ class ModelConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.motion_dim % ATTENTION_HEADS:
             raise ValueError(f"motion_dim must be a multiple of {ATTENTION_HEADS} (attention heads), got {self.motion_dim}")
+        if self.blend != "fused" and not self.stream_heads:
+            raise ValueError(f"blend={self.blend!r} weighs the stream heads against the fused one; it needs "
+                             "stream_heads=True (or blend='fused')")
+        if not 0 <= self.stream_dropout <= 0.5:
+            raise ValueError(f"stream_dropout must be in [0, 0.5], got {self.stream_dropout}")
         if self.use_context and self.visual_key != "clip":
             raise ValueError("the context prior compares frames with CLIP scene texts; it needs visual_key='clip' "
                              "(set use_context=False)")
@@ -95,11 +108,14 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        """Inverse of to_dict; unknown keys are an error so a newer checkpoint is never misread."""
+        """Inverse of to_dict; unknown keys are an error so a newer checkpoint is never misread.
+
+        Fields a checkpoint predates take the values that reproduce the model it was trained as.
+        """
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"checkpoint config has fields this fgm does not know: {sorted(unknown)}; upgrade fgm")
-        return cls(**d)
+        return cls(**{**PAPER_FUSION, **d})
 
     @property
     def n_clusters(self) -> int:
@@ -114,6 +130,12 @@ class ModelConfig:
     def uses_v_proj(self) -> bool:
         """v projected to motion space is needed by Eq. 2 and by the DTW / attention aligners' cost."""
         return self.w_align > 0 or self.aligner != "interp"
+
+
+# The paper's fusion: raw visual features, the fused head alone, no stream dropout. Checkpoints
+# written before stream-aware training were trained so; the `paper` and single-stream variants are too.
+PAPER_FUSION = {"stream_heads": False, "w_stream": 0.0, "stream_dropout": 0.0, "blend": "fused",
+                "standardize_visual": False}
 
 
 class FGMCLIP(nn.Module):
@@ -153,6 +175,21 @@ class FGMCLIP(nn.Module):
         # classifier_inputs: what a classifier needs beyond (hidden, class_text), e.g. class-sentence tokens
         self.classifier = CLASSIFIERS[cfg.classifier](hid, class_text, **(classifier_inputs or {}))
         self.prompt_learner = prompt_learner
+        # Stream heads score a pooled vector; the token-interaction head needs sentence tokens, so they use text.
+        head = CLASSIFIERS[cfg.classifier if cfg.classifier in ("text", "linear") else "text"]
+        self.head_m = StreamHead(dm, hid, head(hid, class_text), cfg.dropout) if cfg.stream_heads else None
+        self.head_v = StreamHead(dv, hid, head(hid, class_text), cfg.dropout) if cfg.stream_heads else None
+        # Frame embeddings share a large common component (random CLIP: mean pairwise cosine ~0.5), so
+        # the channels that tell videos apart are small beside it; running training-batch statistics
+        # (BatchNorm without affine) put every channel on one scale before a layer learns from them.
+        self.visual_norm = nn.BatchNorm1d(dv, affine=False) if cfg.standardize_visual else None
+        # (len(HEADS),) prediction weights; one-hot on "fused" until a blend sets them (train/blend.py)
+        self.register_buffer("blend_weights", torch.eye(len(HEADS))[0])
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A checkpoint from before the head blend predicts with the fused head alone.
+        state_dict.setdefault(prefix + "blend_weights", torch.eye(len(HEADS))[0])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def visual(self, batch: dict) -> torch.Tensor:
         """Adapted per-frame visual features v' (B, T, Dv): batch[visual_key], or CLIP's tail over the tokens."""
@@ -171,7 +208,8 @@ class FGMCLIP(nn.Module):
     def forward(self, batch: dict) -> dict:
         """batch: clip (B, T, D), flow (B, Tf, 2, G, G), flow_hist (B, Tf, Hh), [tokens], [visual_key] -> outputs.
 
-        Returns logits (B, C), v (B, T, Dv), m (B, Tf, Dm), m_aligned (B, T, Dm), v_proj (B, T, Dm)
+        Returns logits (B, C) (the heads blended by `blend_weights`), heads {name: (B, C)} (the fused
+        head, and with stream_heads the motion and visual heads), v (B, T, Dv), m (B, Tf, Dm), m_aligned (B, T, Dm), v_proj (B, T, Dm)
         or None (not built: no Eq. 2 and an interp aligner), scene_p (B, T, K) or None, scene_q (C, K)
         or None (each class's language scene prior), h_t (B, T, H), h (B, H).
         """
@@ -179,17 +217,25 @@ class FGMCLIP(nn.Module):
         if key in batch and batch[key].shape[-1] != width:
             raise ValueError(f"{key} features have dim {batch[key].shape[-1]}, the model expects {width}")
         v = self.visual(batch)  # (B, T, Dv)
-        m = self.motion(batch)  # (B, Tf, Dm)
-        if self.decoder is not None:
-            m = self.decoder(m, v)
+        m_own = self.motion(batch)  # (B, Tf, Dm): the motion stream before it sees the visual one
+        m = self.decoder(m_own, v) if self.decoder is not None else m_own  # (B, Tf, Dm)
         v_proj = self.v_proj(v) if self.v_proj is not None else None  # (B, T, Dm)
         m_aligned = self.aligner(m, v)  # (B, T, Dm)
         c, scene_p = self.context(v) if self.context is not None else (None, None)  # (B, T, H), (B, T, K)
-        h_t, h = self.fusion(v, m_aligned, c)  # (B, T, H), (B, H)
+        v_std = v if self.visual_norm is None else self.visual_norm(v.flatten(0, 1)).view_as(v)  # (B, T, Dv)
+        # a hidden stream is zeroed after standardising: zero is then the training mean, not a far-off point
+        v_in, m_in = v_std, m_aligned
+        if self.training:
+            v_in, m_in = stream_dropout(v_std, m_aligned, self.cfg.stream_dropout)
+        h_t, h = self.fusion(v_in, m_in, c)  # (B, T, H), (B, H)
         class_emb = self.prompt_learner() if self.prompt_learner is not None else None  # (C, D)
-        logits = self.classifier(h, class_emb, h_t=h_t)  # (B, C)
+        heads = {"fused": self.classifier(h, class_emb, h_t=h_t)}  # (B, C)
+        if self.head_m is not None:
+            heads["motion"] = self.head_m(m_own, class_emb)  # (B, C)
+            heads["visual"] = self.head_v(v_std, class_emb)  # (B, C)
         return {
-            "logits": logits, "v": v, "m": m, "m_aligned": m_aligned, "v_proj": v_proj,
+            "logits": blend_logits(heads, self.blend_weights), "heads": heads, "v": v, "m": m,
+            "m_aligned": m_aligned, "v_proj": v_proj,
             "scene_p": scene_p, "scene_q": self.context.class_prior if self.context is not None else None,
             "h_t": h_t, "h": h,
         }

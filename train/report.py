@@ -8,14 +8,18 @@ import numpy as np
 from rich.table import Table
 
 from fgm_common.console import console
-from train.tables import cost_markdown, provenance_line, quality_markdown, write_tables
+from train.tables import STREAMS, cost_markdown, pm, provenance_line, quality_markdown, stream_accuracy, write_tables
 
 METRICS = ("accuracy", "recall", "f1", "auc")
 
 
 def _pm(res: dict, key: str) -> str:
-    m, s = res["mean"][key], res["std"][key]
-    return "nan" if m != m else f"{100 * m:.2f} ± {100 * s:.2f}"
+    return pm(100 * res["mean"][key], 100 * res["std"][key], len(res["per_seed"]))
+
+
+def _stream(res: dict, stream: str) -> str:
+    mean, std = stream_accuracy(res, stream)
+    return pm(100 * mean, 100 * std, len(res["per_seed"]))
 
 
 def confusion_png(confusion: list[list[int]], classes: list[str], path: Path, title: str) -> None:
@@ -62,9 +66,9 @@ def write_report(summary: dict, out: Path) -> None:
 
 def print_table(summary: dict) -> None:
     table = Table(title="validation metrics (%)", caption=provenance_line(summary))
-    for col in ("variant", "accuracy", "recall", "F1", "AUC", "train s", "infer ms"):
+    for col in ("variant", "accuracy", "recall", "F1", "AUC", "motion alone", "visual alone", "train s", "infer ms"):
         table.add_column(col)
     for name, res in summary["variants"].items():
-        table.add_row(name, *(_pm(res, k) for k in METRICS), f"{res['mean']['train_seconds']:.1f}",
-                      f"{res['costs']['infer_ms_head']:.2f}")
+        table.add_row(name, *(_pm(res, k) for k in METRICS), *(_stream(res, s) for s in STREAMS),
+                      f"{res['mean']['train_seconds']:.1f}", f"{res['costs']['infer_ms_head']:.2f}")
     console.print(table)

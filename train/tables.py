@@ -78,14 +78,34 @@ def _provenance_columns(summary: dict) -> dict:
 
 
 # ---- rows ------------------------------------------------------------------------------------------
+STREAMS = ("motion", "visual")
+
+
+def stream_accuracy(res: dict, stream: str) -> tuple[float, float]:
+    """A variant's accuracy from one input stream alone (mean, std over seeds), NaN where it has no such figure.
+
+    From that stream's own head (train/heads.py) when the model has one; a variant that reads only
+    this stream is its own figure; a variant that does not read it has none.
+    """
+    if stream in res.get("heads", {}):
+        head = res["heads"][stream]
+        return head["mean"], head["std"]
+    if tuple(res.get("streams", STREAMS)) == (stream,):
+        return res["mean"]["accuracy"], res["std"]["accuracy"]
+    return float("nan"), float("nan")
+
+
 def quality_rows(summary: dict) -> list[dict]:
-    """Per variant: mean and std of each metric in %, plus provenance columns."""
+    """Per variant: mean and std of each metric in %, each stream's own accuracy in %, plus provenance columns."""
     rows = []
     for name, res in summary["variants"].items():
         row = {"variant": name, "kind": res.get("kind", "model")}
         for k in METRICS:
             row[f"{k}_mean_pct"] = 100 * res["mean"][k]
             row[f"{k}_std_pct"] = 100 * res["std"][k]
+        for stream in STREAMS:
+            mean, std = stream_accuracy(res, stream)
+            row[f"{stream}_stream_accuracy_mean_pct"], row[f"{stream}_stream_accuracy_std_pct"] = 100 * mean, 100 * std
         row["n_seeds"] = len(res["per_seed"])
         rows.append(row | _provenance_columns(summary))
     return rows
@@ -111,17 +131,26 @@ def cost_rows(summary: dict) -> list[dict]:
 
 
 # ---- Markdown ----------------------------------------------------------------------------------------
-def _pm(mean: float, std: float) -> str:
-    return "nan" if _nan(mean) else f"{mean:.2f} ± {std:.2f}"
+def pm(mean: float, std: float, n_seeds: int) -> str:
+    """'mean ± std', or the mean alone from one seed (a spread needs two); '—' for no figure."""
+    if _nan(mean):
+        return "—"
+    return f"{mean:.2f}" if n_seeds < 2 else f"{mean:.2f} ± {std:.2f}"
 
 
 def quality_markdown(summary: dict, provenance: bool = True) -> str:
-    """Tables 2/3 style: accuracy, recall, F1, AUC (%) as mean ± std over seeds, then the provenance."""
-    lines = ["| variant | " + " | ".join(f"{METRIC_TITLES[k]} %" for k in METRICS) + " |",
-             "|---|" + "---|" * len(METRICS)]
+    """Tables 2/3 style: accuracy, recall, F1, AUC (%) over seeds, each stream's own accuracy, then the provenance."""
+    lines = ["| variant | " + " | ".join(f"{METRIC_TITLES[k]} %" for k in METRICS)
+             + " | motion stream alone, accuracy % | visual stream alone, accuracy % |",
+             "|---|" + "---|" * (len(METRICS) + len(STREAMS))]
     for r in quality_rows(summary):
-        lines.append(f"| {r['variant']} | " + " | ".join(_pm(r[f"{k}_mean_pct"], r[f"{k}_std_pct"]) for k in METRICS) + " |")
-    return "\n".join(lines + (["", provenance_line(summary)] if provenance else [])) + "\n"
+        cells = [pm(r[f"{k}_mean_pct"], r[f"{k}_std_pct"], r["n_seeds"]) for k in METRICS]
+        cells += [pm(r[f"{s}_stream_accuracy_mean_pct"], r[f"{s}_stream_accuracy_std_pct"], r["n_seeds"])
+                  for s in STREAMS]
+        lines.append(f"| {r['variant']} | " + " | ".join(cells) + " |")
+    note = ("Stream columns: the accuracy of the variant's own per-stream head on the same validation videos, "
+            "or, for a variant that reads one stream only, its own accuracy; '—' where there is none.")
+    return "\n".join(lines + ["", note] + (["", provenance_line(summary)] if provenance else [])) + "\n"
 
 
 def cost_markdown(summary: dict, provenance: bool = True) -> str:

@@ -167,7 +167,9 @@ class Trainer:
                 t_step = time.perf_counter()
                 out = self.model(batch)
                 if self.class_mask is not None:
-                    out["logits"] = out["logits"].masked_fill(~self.class_mask.to(self.device), float("-inf"))
+                    hide = ~self.class_mask.to(self.device)
+                    out["heads"] = {k: z.masked_fill(hide, float("-inf")) for k, z in out["heads"].items()}
+                    out["logits"] = out["logits"].masked_fill(hide, float("-inf"))
                 losses = compute_losses(out, batch, self.state, self.model.cfg)
                 self.opt.zero_grad(set_to_none=True)
                 losses["total"].backward()
@@ -197,15 +199,22 @@ class Trainer:
 
 
 @torch.no_grad()
+def predict_heads(model: FGMCLIP, fs: FeatureSet, idx: np.ndarray, device: torch.device,
+                  batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Eval-mode logits (N, C) for dataset indices: "logits" (the prediction) and each head by name."""
+    model.eval()
+    out: dict[str, list[torch.Tensor]] = {}
+    for i in range(0, len(idx), batch_size):
+        res = model(fs.batch(idx[i : i + batch_size], device))
+        for name, z in {"logits": res["logits"], **res["heads"]}.items():
+            out.setdefault(name, []).append(z.float().cpu())
+    return {name: torch.cat(zs).numpy() for name, zs in out.items()}
+
+
 def predict_logits(model: FGMCLIP, fs: FeatureSet, idx: np.ndarray, device: torch.device,
                    batch_size: int = 64) -> np.ndarray:
     """Eval-mode logits (N, C) for dataset indices."""
-    model.eval()
-    out = []
-    for i in range(0, len(idx), batch_size):
-        batch = fs.batch(idx[i : i + batch_size], device)
-        out.append(model(batch)["logits"].float().cpu())
-    return torch.cat(out).numpy()
+    return predict_heads(model, fs, idx, device, batch_size)["logits"]
 
 
 def new_model(fs: FeatureSet, cfg: TrainConfig, variant: Variant, clip_parts=None) -> FGMCLIP:

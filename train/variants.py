@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from train.model import PAPER_FUSION  # single-stream baselines have one head: a stream head would repeat it
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -23,6 +25,7 @@ class Variant:
     description: str = ""
     kind: str = "model"  # "model", or a key of train.baselines.BASELINES (fitted without the Trainer)
     backbone: str = "clip"  # the frozen image backbone run per video at inference: clip, resnet50, none
+    streams: tuple[str, ...] = ("motion", "visual")  # the input streams it reads (tables show each one's accuracy)
 
     @property
     def extra_arrays(self) -> tuple[str, ...]:
@@ -56,12 +59,59 @@ NO_PRIORS = {"w_align": 0.0, "w_motion": 0.0, "w_context": 0.0, "w_cluster": 0.0
 
 @register_variant
 def full() -> Variant:
-    return Variant("full", description="FGM-CLIP: flow motion encoder + decoder, DTW aligner, MVSM, context, all priors")
+    return Variant("full", description="FGM-CLIP: flow motion encoder + decoder, DTW aligner, MVSM, context, all "
+                                       "priors; stream heads, stream dropout, head blend from held-out training videos")
+
+
+@register_variant
+def paper() -> Variant:
+    return Variant("paper", dict(PAPER_FUSION),
+                   description="FGM-CLIP trained as the paper writes it: the fused head alone, no stream heads, "
+                               "no stream dropout, no blend")
+
+
+@register_variant
+def no_stream_heads() -> Variant:
+    return Variant("no_stream_heads", {"stream_heads": False, "w_stream": 0.0, "blend": "fused"},
+                   description="fusion ablation: no per-stream heads (so no blend); stream dropout kept")
+
+
+@register_variant
+def no_stream_dropout() -> Variant:
+    return Variant("no_stream_dropout", {"stream_dropout": 0.0}, description="fusion ablation: no stream dropout")
+
+
+@register_variant
+def raw_visual() -> Variant:
+    return Variant("raw_visual", {"standardize_visual": False},
+                   description="fusion ablation: visual features reach fusion and head unstandardised")
+
+
+@register_variant
+def fused_head_only() -> Variant:
+    return Variant("fused_head_only", {"blend": "fused"},
+                   description="fusion ablation: stream heads trained, but the fused head alone predicts")
+
+
+@register_variant
+def interp_aligner() -> Variant:
+    return Variant("interp_aligner", {"aligner": "interp"}, description="time interpolation instead of DTW alignment")
+
+
+@register_variant
+def no_decoder() -> Variant:
+    return Variant("no_decoder", {"use_motion_decoder": False}, description="no motion decoder (Figure 1b)")
+
+
+@register_variant
+def no_context() -> Variant:
+    return Variant("no_context", {"use_context": False},
+                   description="no scene context: neither its features in the fusion nor its prior")
 
 
 @register_variant
 def no_motion() -> Variant:
-    return Variant("no_motion", {"motion_encoder": "visual_tcn"},
+    return Variant("no_motion", {"motion_encoder": "visual_tcn"}, streams=("visual",),
                    description="paper ablation: motion encoder replaced by a TCN over the visual features")
 
 
@@ -130,13 +180,13 @@ def linear_head() -> Variant:
 # ---- baselines over the same store --------------------------------------------------------------
 @register_variant
 def zero_shot() -> Variant:
-    return Variant("zero_shot", token_adapters=False, prompt_ctx=0, kind="zero_shot",
+    return Variant("zero_shot", token_adapters=False, prompt_ctx=0, kind="zero_shot", streams=("visual",),
                    description="baseline: CLIP zero-shot, mean frame embedding vs class texts, no training")
 
 
 @register_variant
 def linear_probe() -> Variant:
-    return Variant("linear_probe", token_adapters=False, prompt_ctx=0, kind="linear_probe",
+    return Variant("linear_probe", token_adapters=False, prompt_ctx=0, kind="linear_probe", streams=("visual",),
                    description="baseline: logistic regression on time-averaged, L2-normalised CLIP features")
 
 
@@ -144,8 +194,8 @@ def linear_probe() -> Variant:
 def temporal_transformer() -> Variant:
     return Variant("temporal_transformer",
                    {"motion_encoder": "frame_transformer", "use_motion_decoder": False, "aligner": "interp",
-                    "fusion": "motion_only", "use_context": False, "use_adapter": False, **NO_PRIORS},
-                   token_adapters=False, prompt_ctx=0,
+                    "fusion": "motion_only", "use_context": False, "use_adapter": False, **NO_PRIORS, **PAPER_FUSION},
+                   token_adapters=False, prompt_ctx=0, streams=("visual",),
                    description="baseline (ActionCLIP-style): transformer over CLIP frames, text classifier; no flow")
 
 
@@ -153,18 +203,22 @@ def temporal_transformer() -> Variant:
 def flow_only() -> Variant:
     return Variant("flow_only",
                    {"use_motion_decoder": False, "aligner": "interp", "fusion": "motion_only", "use_context": False,
-                    "use_adapter": False, **NO_PRIORS},
-                   token_adapters=False, prompt_ctx=0, backbone="none",
+                    "use_adapter": False, **NO_PRIORS, **PAPER_FUSION},
+                   token_adapters=False, prompt_ctx=0, backbone="none", streams=("motion",),
                    description="baseline: flow motion stream only, text classifier; no visual features fused")
 
 
 ABLATIONS = ("full", "no_clip", "no_motion", "no_fusion", "no_align_loss", "no_motion_prior", "no_context_prior",
              "no_cluster_prior", "no_priors", "attention_aligner", "no_adapter", "linear_head")
+# What the stream-aware training adds to the paper's, one part at a time, with both single streams.
+FUSION_SWEEP = ("full", "paper", "no_stream_heads", "no_stream_dropout", "raw_visual", "fused_head_only", "flow_only",
+                "no_motion")
 BASELINE_SWEEP = ("full", "zero_shot", "linear_probe", "temporal_transformer", "flow_only")
 SWEEPS: dict[str, tuple[str, ...]] = {
     "ablations": ABLATIONS,  # Table 3/4 style: the paper's three ablations and ours
     "baselines": BASELINE_SWEEP,  # Table 1/2 style: FGM-CLIP against baselines over the same store
-    "all": tuple(dict.fromkeys(ABLATIONS + BASELINE_SWEEP)),
+    "fusion": FUSION_SWEEP,  # docs/results.md: does fusion add to each stream?
+    "all": tuple(dict.fromkeys(ABLATIONS + BASELINE_SWEEP + FUSION_SWEEP)),
 }
 
 

@@ -13,7 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from typer.testing import CliRunner
 
-from extract import synth
+from extract import synth_classes
 from extract.synth import (
     DEFAULT_CLASSES, CLASS_DESCRIPTIONS, SynthConfig, clip_path, clip_rng, render_clip,
     render_clip_with_track, write_dataset,
@@ -197,8 +197,8 @@ def test_motion_separates_every_pair(clips):
 
 def test_a_planted_appearance_leak_is_caught(clips, monkeypatch):
     """The leak test can fail: give one member fewer turns (partial arcs) and it must be seen."""
-    leaky = synth.Motion(synth._circle, lambda r: r.uniform(0.3, 0.6), synth._reverse)
-    monkeypatch.setitem(synth.MOTIONS, "circle_counterclockwise", leaky)
+    leaky = synth_classes.Motion(synth_classes._circle, lambda r: r.uniform(0.3, 0.6), synth_classes._reverse)
+    monkeypatch.setitem(synth_classes.MOTIONS, "circle_counterclockwise", leaky)
     feats = [r[0] for r in clips["circle_clockwise"]]
     for i in range(N_PER_CLASS):
         frames, _ = render_clip_with_track("circle_counterclockwise", clip_rng(7, "leak", i), SMALL)

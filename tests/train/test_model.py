@@ -11,6 +11,7 @@ from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
 from train.adapter import TextPromptLearner, TokenTailWithAdapters
 from train.align import ALIGNERS
+from train.blend import BLENDS
 from train.classifier import CLASSIFIERS
 from train.fusion import FUSIONS
 from train.losses import PriorState, compute_losses
@@ -65,20 +66,22 @@ def test_config_round_trip_and_validation():
 def test_output_shapes_default_config():
     cfg = make_cfg(aligner="dtw")
     out = build_model(cfg, torch.randn(C, D), torch.randn(K, D))(make_batch())
-    shapes = {k: tuple(v.shape) for k, v in out.items()}
+    shapes = {k: tuple(v.shape) for k, v in out.items() if k != "heads"}
+    assert {k: tuple(z.shape) for k, z in out["heads"].items()} == {"fused": (B, C), "motion": (B, C), "visual": (B, C)}
     assert shapes == {"logits": (B, C), "v": (B, T, D), "m": (B, TF, 8), "m_aligned": (B, T, 8),
                       "v_proj": (B, T, 8), "scene_p": (B, T, K), "scene_q": (C, K), "h_t": (B, T, 16), "h": (B, 16)}
 
 
 CHOICES = ([("motion_encoder", n) for n in MOTION_ENCODERS] + [("temporal", n) for n in TEMPORAL]
            + [("aligner", n) for n in ALIGNERS] + [("fusion", n) for n in FUSIONS]
-           + [("classifier", n) for n in CLASSIFIERS]
-           + [("use_motion_decoder", False), ("use_context", False), ("use_adapter", False)])
+           + [("classifier", n) for n in CLASSIFIERS] + [("blend", n) for n in BLENDS]
+           + [("use_motion_decoder", False), ("use_context", False), ("use_adapter", False),
+              ("stream_heads", False), ("stream_dropout", 0.0), ("standardize_visual", False)])
 
 
 @pytest.mark.parametrize("field,value", CHOICES)
 def test_every_choice_forward_and_backward(field, value):
-    cfg = make_cfg(**{field: value})
+    cfg = make_cfg(**{field: value}, **({"blend": "fused"} if field == "stream_heads" else {}))
     inputs = None
     if value == "token_interaction":  # class-sentence tokens, as ClipParts.interaction_inputs() gives them
         inputs = {"text_tokens": torch.randn(C, 4, D), "text_mask": torch.ones(C, 4, dtype=torch.bool)}

@@ -54,12 +54,31 @@ def read_csv(path) -> dict[str, dict]:
 
 def test_quality_markdown_rows_and_provenance(summary):
     md = quality_markdown(summary)
-    assert "| variant | accuracy % | recall % | F1 % | AUC % |" in md
-    assert "| full | 75.00 ± 5.00 | 50.00 ± 0.00 | 62.50 ± 1.25 | 90.00 ± 1.00 |" in md
-    assert "| linear_probe | 50.00 ± 0.00 | 50.00 ± 0.00 | 50.00 ± 0.00 | nan |" in md
+    assert "| variant | accuracy % | recall % | F1 % | AUC % | motion stream alone" in md
+    assert "| full | 75.00 ± 5.00 | 50.00 ± 0.00 | 62.50 ± 1.25 | 90.00 ± 1.00 | — | — |" in md
+    assert "| linear_probe | 50.00 ± 0.00 | 50.00 ± 0.00 | 50.00 ± 0.00 | — | — | — |" in md
     # data, split, seeds and the CLIP weights are stated under the table
     assert "cache/kth" in md and "`group` hold-out" in md and "val fraction 0.3" in md
     assert "seeds [0, 1]" in md and "RANDOM weights" in md
+
+
+def test_each_stream_alone_is_shown_beside_the_fused_result(summary, tmp_path):
+    summary["variants"]["full"]["heads"] = {"fused": {"mean": 0.7, "std": 0.1}, "motion": {"mean": 0.6, "std": 0.02},
+                                            "visual": {"mean": 0.3, "std": 0.0}}
+    summary["variants"]["linear_probe"]["streams"] = ["visual"]  # one stream: its own accuracy is that stream's
+    md = quality_markdown(summary)
+    assert "| full | 75.00 ± 5.00 | 50.00 ± 0.00 | 62.50 ± 1.25 | 90.00 ± 1.00 | 60.00 ± 2.00 | 30.00 ± 0.00 |" in md
+    assert "| linear_probe | 50.00 ± 0.00 | 50.00 ± 0.00 | 50.00 ± 0.00 | — | — | 50.00 ± 0.00 |" in md
+    rows = read_csv(write_tables(summary, tmp_path)["table_quality.csv"])
+    assert float(rows["full"]["motion_stream_accuracy_mean_pct"]) == pytest.approx(60.0)
+    assert rows["linear_probe"]["motion_stream_accuracy_mean_pct"] == "nan"
+
+
+def test_one_seed_prints_no_spread(summary):
+    for res in summary["variants"].values():
+        res["per_seed"] = {"0": res["per_seed"]["0"]}
+    md = quality_markdown(summary)
+    assert "| full | 75.00 | 50.00 | 62.50 | 90.00 | — | — |" in md and "± 0.00" not in md.split("Stream columns")[0]
 
 
 def test_provenance_names_the_folds_of_a_multi_fold_protocol(summary):

@@ -32,6 +32,11 @@ def fgm_train(*args: str):
     return result
 
 
+def outer_checkpoints(variant_dir: Path) -> list[Path]:
+    """The checkpoints of the models trained on whole folds, not the inner-split models of the head blend."""
+    return [p for p in variant_dir.rglob("checkpoint.pt") if not p.parent.name.startswith("inner")]
+
+
 def mtimes(out: Path) -> dict[str, int]:
     return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in out.rglob("*") if p.suffix in (".pt", ".json")
             and p.name != "metrics.json"}
@@ -80,7 +85,7 @@ def test_resume_after_a_finished_run_reruns_nothing(main_run):
     result, out, args = main_run
     assert result.exit_code == 0, result.output
     before = mtimes(out)
-    assert sum(k.endswith("checkpoint.pt") for k in before) == 2
+    assert sum(k.endswith("stratified/checkpoint.pt") for k in before) == 2
     first = json.loads((out / "metrics.json").read_text())["variants"]
     again = fgm_train(*args, "--resume")
     assert again.exit_code == 0, again.output
@@ -194,7 +199,7 @@ def test_few_shot_trains_on_k_videos_per_class(tiny_store, tmp_path):
     result = fgm_train(tiny_store, "--out", out, "--epochs", "1", "--variants", "no_adapter", "--shots", "1",
                        "--val-fraction", "0.5", "--hidden", "32", "--device", "cpu", "--quiet")
     assert result.exit_code == 0, result.output
-    [ckpt] = list((out / "no_adapter").rglob("checkpoint.pt"))
+    [ckpt] = outer_checkpoints(out / "no_adapter")
     c = torch.load(ckpt, weights_only=True)
     assert "1shot" in c["fold"]["name"] and len(c["fold"]["train"]) == 3  # one per class, 3 classes
     assert json.loads((out / "metrics.json").read_text())["variants"]["no_adapter"]["per_seed"]["0"]["n"] == 3
@@ -213,7 +218,7 @@ def test_unseen_classes_are_held_out_of_training_and_alone_in_validation(tiny_st
     result = fgm_train(tiny_store, "--out", out, "--epochs", "1", "--variants", "no_adapter,zero_shot",
                        "--unseen-classes", ",".join(held), *TINY)
     assert result.exit_code == 0, result.output
-    [ckpt] = list((out / "no_adapter").rglob("checkpoint.pt"))
+    [ckpt] = outer_checkpoints(out / "no_adapter")
     train_idx = torch.load(ckpt, weights_only=True)["fold"]["train"]
     assert {fs.classes[fs.labels[i]] for i in train_idx} == {fs.classes[0]}
     for name in ("no_adapter", "zero_shot"):
@@ -244,7 +249,7 @@ def test_no_clip_adapters_builds_neither_token_tail_nor_text_context(tiny_store,
     out = tmp_path / "plain"
     result = fgm_train(tiny_store, "--out", out, "--epochs", "1", "--variants", "full", "--no-clip-adapters", *TINY)
     assert result.exit_code == 0, result.output
-    [ckpt] = list((out / "full").rglob("checkpoint.pt"))
+    [ckpt] = outer_checkpoints(out / "full")
     keys = torch.load(ckpt, weights_only=True)["model"].keys()
     assert not any(k.startswith(("token_tail.", "prompt_learner.")) for k in keys)
     assert any(k.startswith("adapter.") for k in keys)  # the frame-embedding adapter instead

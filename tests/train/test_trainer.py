@@ -54,7 +54,8 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run(fs, fold, parts, t
     assert (mcfg.aligner, mcfg.use_context) == ("dtw", True)
     assert min(mcfg.w_align, mcfg.w_motion, mcfg.w_context, mcfg.w_cluster) > 0
     assert whole.model.token_tail is not None and whole.model.prompt_learner is not None
-    assert len(whole.history) == epochs and all(h["cluster"] > 0 for h in whole.history[1:])
+    assert len(whole.history) == epochs and any(h["cluster"] > 0 for h in whole.history[1:])
+    assert int((whole.state.cluster_of >= 0).sum()) == len(fold.train)  # k-means ran over every training video
 
     def kill(epoch, record):
         if epoch == kill_after:

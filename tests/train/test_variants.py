@@ -47,7 +47,7 @@ def test_sweeps_name_registered_variants():
         assert set(names) <= set(VARIANTS), set(names) - set(VARIANTS)
     assert {"full", "no_clip", "no_motion", "no_fusion", *PRIORS} <= set(SWEEPS["ablations"])  # the paper's three + ours
     assert {"zero_shot", "linear_probe", "temporal_transformer", "flow_only"} <= set(SWEEPS["baselines"])
-    assert set(SWEEPS["all"]) == set(SWEEPS["ablations"]) | set(SWEEPS["baselines"])
+    assert set(SWEEPS["all"]) == set(SWEEPS["ablations"]) | set(SWEEPS["baselines"]) | set(SWEEPS["fusion"])
     assert set(experiment.FOLD_RUNNERS) >= {get_variant(n).kind for n in VARIANTS}  # every kind can be run
 
 
