@@ -69,6 +69,7 @@ class ModelConfig:
     stream_dropout: float = 0.25  # per training video, chance the fusion sees only motion (and, again, only visual)
     blend: str = "inner"  # BLENDS: how the heads' logits make the prediction
     standardize_visual: bool = True  # per-channel standardisation of v (training statistics) before fusion and head
+    isolate_streams: bool = True  # stream encoders learn from their own heads only (stop-gradient from fusion)
     visual_key: str = "clip"  # the store array the visual stream reads, (T, visual_dim) per video
     visual_dim: int = 0  # width of that array; 0 = clip_dim (the CLIP frame embeddings)
     extra_dims: InitVar[dict | None] = None  # {array: width} of the extra arrays loaded; not stored
@@ -96,6 +97,8 @@ class ModelConfig:
         if self.blend != "fused" and not self.stream_heads:
             raise ValueError(f"blend={self.blend!r} weighs the stream heads against the fused one; it needs "
                              "stream_heads=True (or blend='fused')")
+        if self.isolate_streams and not self.stream_heads:
+            raise ValueError("isolate_streams leaves the stream encoders to their own heads; it needs stream_heads=True")
         if not 0 <= self.stream_dropout <= 0.5:
             raise ValueError(f"stream_dropout must be in [0, 0.5], got {self.stream_dropout}")
         if self.use_context and self.visual_key != "clip":
@@ -135,7 +138,7 @@ class ModelConfig:
 # The paper's fusion: raw visual features, the fused head alone, no stream dropout. Checkpoints
 # written before stream-aware training were trained so; the `paper` and single-stream variants are too.
 PAPER_FUSION = {"stream_heads": False, "w_stream": 0.0, "stream_dropout": 0.0, "blend": "fused",
-                "standardize_visual": False}
+                "standardize_visual": False, "isolate_streams": False}
 
 
 class FGMCLIP(nn.Module):
@@ -218,15 +221,19 @@ class FGMCLIP(nn.Module):
             raise ValueError(f"{key} features have dim {batch[key].shape[-1]}, the model expects {width}")
         v = self.visual(batch)  # (B, T, Dv)
         m_own = self.motion(batch)  # (B, Tf, Dm): the motion stream before it sees the visual one
-        m = self.decoder(m_own, v) if self.decoder is not None else m_own  # (B, Tf, Dm)
-        v_proj = self.v_proj(v) if self.v_proj is not None else None  # (B, T, Dm)
-        m_aligned = self.aligner(m, v)  # (B, T, Dm)
+        # isolate_streams: the encoders learn from their own heads only, and what reads both streams
+        # (decoder, aligner, fusion, Eq. 2) learns on top, so it cannot bend one stream towards the other
+        v_f, m_f = (v.detach(), m_own.detach()) if self.cfg.isolate_streams else (v, m_own)
+        m = self.decoder(m_f, v_f) if self.decoder is not None else m_f  # (B, Tf, Dm)
+        v_proj = self.v_proj(v_f) if self.v_proj is not None else None  # (B, T, Dm)
+        m_aligned = self.aligner(m, v_f)  # (B, T, Dm)
+        # the context prior is what trains the adapter towards the class's scenes: it reads v itself
         c, scene_p = self.context(v) if self.context is not None else (None, None)  # (B, T, H), (B, T, K)
         v_std = v if self.visual_norm is None else self.visual_norm(v.flatten(0, 1)).view_as(v)  # (B, T, Dv)
-        # a hidden stream is zeroed after standardising: zero is then the training mean, not a far-off point
-        v_in, m_in = v_std, m_aligned
+        v_in, m_in = (v_std.detach() if self.cfg.isolate_streams else v_std), m_aligned
         if self.training:
-            v_in, m_in = stream_dropout(v_std, m_aligned, self.cfg.stream_dropout)
+            # a hidden stream is zeroed after standardising: zero is then the training mean, not a far-off point
+            v_in, m_in = stream_dropout(v_in, m_in, self.cfg.stream_dropout)
         h_t, h = self.fusion(v_in, m_in, c)  # (B, T, H), (B, H)
         class_emb = self.prompt_learner() if self.prompt_learner is not None else None  # (C, D)
         heads = {"fused": self.classifier(h, class_emb, h_t=h_t)}  # (B, C)

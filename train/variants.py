@@ -72,13 +72,19 @@ def paper() -> Variant:
 
 @register_variant
 def no_stream_heads() -> Variant:
-    return Variant("no_stream_heads", {"stream_heads": False, "w_stream": 0.0, "blend": "fused"},
+    return Variant("no_stream_heads", {"stream_heads": False, "w_stream": 0.0, "blend": "fused", "isolate_streams": False},
                    description="fusion ablation: no per-stream heads (so no blend); stream dropout kept")
 
 
 @register_variant
 def no_stream_dropout() -> Variant:
     return Variant("no_stream_dropout", {"stream_dropout": 0.0}, description="fusion ablation: no stream dropout")
+
+
+@register_variant
+def joint_encoders() -> Variant:
+    return Variant("joint_encoders", {"isolate_streams": False},
+                   description="fusion ablation: the fused head and the priors train the stream encoders too")
 
 
 @register_variant
@@ -211,8 +217,8 @@ def flow_only() -> Variant:
 ABLATIONS = ("full", "no_clip", "no_motion", "no_fusion", "no_align_loss", "no_motion_prior", "no_context_prior",
              "no_cluster_prior", "no_priors", "attention_aligner", "no_adapter", "linear_head")
 # What the stream-aware training adds to the paper's, one part at a time, with both single streams.
-FUSION_SWEEP = ("full", "paper", "no_stream_heads", "no_stream_dropout", "raw_visual", "fused_head_only", "flow_only",
-                "no_motion")
+FUSION_SWEEP = ("full", "paper", "no_stream_heads", "joint_encoders", "no_stream_dropout", "raw_visual",
+                "fused_head_only", "flow_only", "no_motion")
 BASELINE_SWEEP = ("full", "zero_shot", "linear_probe", "temporal_transformer", "flow_only")
 SWEEPS: dict[str, tuple[str, ...]] = {
     "ablations": ABLATIONS,  # Table 3/4 style: the paper's three ablations and ours

@@ -121,3 +121,23 @@ def test_too_small_a_fold_falls_back_to_the_fused_head():
 
     ctx = BlendContext(np.zeros(10, int), np.array([""] * 10), fold, 0, never, None)
     assert np.array_equal(BLENDS["inner"](ctx), np.eye(len(HEADS))[0])
+
+
+# ---- stream isolation --------------------------------------------------------------------------------
+def test_isolated_streams_are_trained_by_their_own_heads_only():
+    from train.model import ModelConfig, build_model
+
+    cfg = ModelConfig(clip_dim=16, flow_grid=16, flow_hist_dim=16, n_classes=3, n_frames=5, n_flow=5, hidden=16,
+                      motion_dim=8, adapter_bottleneck=4, aligner="interp", stream_dropout=0.0)
+    model = build_model(cfg, torch.randn(3, 16), torch.randn(4, 16)).train()
+    batch = {"clip": torch.randn(4, 5, 16), "flow": torch.randn(4, 5, 2, 16, 16), "flow_hist": torch.randn(4, 5, 16)}
+    label = torch.tensor([0, 1, 2, 0])
+
+    def motion_grads(head: str) -> float:
+        model.zero_grad(set_to_none=True)
+        out = model(batch)
+        torch.nn.functional.cross_entropy(out["heads"][head], label).backward()
+        return sum(float(p.grad.abs().sum()) for p in model.motion.parameters() if p.grad is not None)
+
+    assert motion_grads("fused") == 0.0  # the fused head learns on top of the motion encoder
+    assert motion_grads("motion") > 0.0  # the motion head is what trains it

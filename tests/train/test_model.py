@@ -76,12 +76,14 @@ CHOICES = ([("motion_encoder", n) for n in MOTION_ENCODERS] + [("temporal", n) f
            + [("aligner", n) for n in ALIGNERS] + [("fusion", n) for n in FUSIONS]
            + [("classifier", n) for n in CLASSIFIERS] + [("blend", n) for n in BLENDS]
            + [("use_motion_decoder", False), ("use_context", False), ("use_adapter", False),
-              ("stream_heads", False), ("stream_dropout", 0.0), ("standardize_visual", False)])
+              ("stream_heads", False), ("stream_dropout", 0.0), ("standardize_visual", False),
+              ("isolate_streams", False)])
 
 
 @pytest.mark.parametrize("field,value", CHOICES)
 def test_every_choice_forward_and_backward(field, value):
-    cfg = make_cfg(**{field: value}, **({"blend": "fused"} if field == "stream_heads" else {}))
+    single = {"blend": "fused", "isolate_streams": False}  # what a model without stream heads must also set
+    cfg = make_cfg(**{field: value}, **(single if field == "stream_heads" else {}))
     inputs = None
     if value == "token_interaction":  # class-sentence tokens, as ClipParts.interaction_inputs() gives them
         inputs = {"text_tokens": torch.randn(C, 4, D), "text_mask": torch.ones(C, 4, dtype=torch.bool)}
