@@ -18,6 +18,11 @@ from torch import nn
 HEADS = ("fused", "motion", "visual")
 
 
+def fused_only() -> torch.Tensor:
+    """Blend weights (len(HEADS),) that predict with the fused head alone: the paper's prediction."""
+    return torch.eye(len(HEADS))[0]
+
+
 class StreamHead(nn.Module):
     """One stream's own classifier: x (B, T, Din) -> logits (B, C).
 

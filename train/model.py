@@ -15,7 +15,7 @@ from train.classifier import CLASSIFIERS
 from train.context import ContextEncoder
 from train.blend import BLENDS
 from train.fusion import FUSIONS
-from train.heads import HEADS, StreamHead, blend_logits, stream_dropout
+from train.heads import StreamHead, blend_logits, fused_only, stream_dropout
 from train.motion import MOTION_ENCODERS, TEMPORAL, MotionDecoder
 from train.streams import STREAM_ENCODERS, STREAM_FUSIONS
 
@@ -187,11 +187,11 @@ class FGMCLIP(nn.Module):
         # (BatchNorm without affine) put every channel on one scale before a layer learns from them.
         self.visual_norm = nn.BatchNorm1d(dv, affine=False) if cfg.standardize_visual else None
         # (len(HEADS),) prediction weights; one-hot on "fused" until a blend sets them (train/blend.py)
-        self.register_buffer("blend_weights", torch.eye(len(HEADS))[0])
+        self.register_buffer("blend_weights", fused_only())
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # A checkpoint from before the head blend predicts with the fused head alone.
-        state_dict.setdefault(prefix + "blend_weights", torch.eye(len(HEADS))[0])
+        state_dict.setdefault(prefix + "blend_weights", fused_only())
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def visual(self, batch: dict) -> torch.Tensor:
