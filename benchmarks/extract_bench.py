@@ -71,7 +71,8 @@ def producer_cpu_ms(config, items, store_url: str) -> float:
     """CPU ms per sampled frame of the producer's work alone (hash, probe, decode, flow, preprocessing)."""
     import torch
 
-    from extract.pipeline import Extractor, _Frame
+    from extract.batching import Frame
+    from extract.pipeline import Extractor
     from fgm_common.store import FeatureStore
 
     FeatureStore.create_or_open(store_url, config, {})
@@ -80,7 +81,7 @@ def producer_cpu_ms(config, items, store_url: str) -> float:
     torch.set_num_threads(1)  # process CPU time then counts this one thread, not idle pool threads
     try:
         t0 = time.process_time()
-        frames = sum(isinstance(msg, _Frame) for _, msg in ex._messages(items))  # one decode thread on CPU
+        frames = sum(isinstance(msg, Frame) for _, msg in ex._messages(items))  # one decode thread on CPU
         return 1000 * (time.process_time() - t0) / frames
     finally:
         torch.set_num_threads(threads)
@@ -88,13 +89,14 @@ def producer_cpu_ms(config, items, store_url: str) -> float:
 
 def producer_fps(config, items, store_url: str, threads: int) -> float:
     """frames/s of the producer side alone (no CLIP) with `threads` decode threads: what can feed a GPU."""
-    from extract.pipeline import Extractor, _Frame
+    from extract.batching import Frame
+    from extract.pipeline import Extractor
     from fgm_common.store import FeatureStore
 
     FeatureStore.create_or_open(store_url, config, {})
     ex = Extractor(config, store_url, device="cpu", decode_threads=threads)
     t0 = time.perf_counter()
-    frames = sum(isinstance(msg, _Frame) for _, msg in ex._messages(items))
+    frames = sum(isinstance(msg, Frame) for _, msg in ex._messages(items))
     return frames / (time.perf_counter() - t0)
 
 
@@ -157,7 +159,8 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from extract.clip_model import load_clip, pick_device
+    from extract.clip_model import load_clip
+    from fgm_common.options import resolve_device
     from extract.flow import resolve_backend
     from extract.inputs import discover
     from fgm_common.config import ExtractConfig
@@ -172,7 +175,7 @@ def main() -> None:
         items = discover(videos).items
         config = ExtractConfig(clip_model=args.model, pretrained="none", num_frames=args.frames,
                                flow_backend=resolve_backend("auto"))
-        device = pick_device(args.device)
+        device = resolve_device(args.device)
         clip = load_clip(args.model, "none", device=device)
         frames = sampled_frames(items[1:], config)
         # Alternate (a) and (b), a first in even rounds and b first in odd ones, and take the median of

@@ -19,11 +19,12 @@ from pathlib import Path
 
 
 def extract(videos: Path, out: Path, pairs: str, frames: int) -> None:
-    from extract.cli import extract as extract_cmd
-    from fgm_common.demo import _call
+    from extract.api import extract as run, make_config
 
-    _call(extract_cmd, videos=videos, out=str(out), clip_model="fgm-tiny-vit", pretrained="none",
-          frames=frames, flow_pairs=pairs, quiet=True)
+    config = make_config(frames=frames, clip_model="fgm-tiny-vit", pretrained="none", flow_pairs=pairs)
+    summary = run(videos, str(out), config)
+    if summary.failed:
+        raise SystemExit(f"{len(summary.failed)} videos failed to extract: {summary.failed[0]}")
 
 
 def main() -> None:

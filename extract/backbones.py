@@ -22,7 +22,8 @@ import torchvision
 from PIL import Image
 from torchvision import transforms as tvt
 
-from extract.clip_model import RANDOM_TAGS, file_sha256, state_sha256
+from extract.clip_model import file_sha256, state_sha256
+from fgm_common.config import is_random_weights
 
 # The preprocessing ImageNet classifiers were trained with, for weights that do not carry their own
 # (a local file, random weights): resize the short side to 256, centre crop 224, ImageNet statistics.
@@ -55,7 +56,7 @@ def _spec(name: str) -> BackboneSpec:
 
 
 def _is_random(weights: str) -> bool:
-    return weights.lower() in RANDOM_TAGS
+    return is_random_weights(weights)
 
 
 def _tag(spec: BackboneSpec, weights: str) -> Any:

@@ -86,59 +86,35 @@ def extract(
     Resumable: rerunning skips every finished, unchanged video; a killed run loses only the videos in flight.
     A store made with other settings is never mixed into: the command refuses and says why.
     """
-    from extract.backbones import BackboneWeightsError, resolve_weights
-    from extract.fingerprint import content_sha256
-    from extract.flow import resolve_backend
-    from dataclasses import replace
-
-    from extract.inputs import apply_dataset, discover
-    from fgm_common.datasets import get_dataset
-    from extract.runner import RunOptions, run_extract
-    from fgm_common.config import ExtractConfig
+    from extract.api import extract as run
+    from extract.api import make_config
+    from extract.backbones import BackboneWeightsError
+    from extract.clip_model import ClipWeightsError
+    from extract.runner import RunOptions
+    from fgm_common.config import is_random_weights
     from fgm_common.store import StoreError
-    from fgm_common.texts import load_descriptions
 
     try:
-        backbones = tuple(dict.fromkeys(backbone or ()))
-        if backbone_weights and not backbones:
-            raise ValueError("--backbone-weights needs --backbone NAME (a store's backbones keep their own weights)")
-        weights, weights_sha = ExtractConfig.backbone_weights, ""
-        if backbones:
-            weights, weights_sha = resolve_weights(backbones, backbone_weights or weights)
-        discovery = discover(videos)
-        if descriptions is None and (videos / "descriptions.json").is_file():
-            descriptions = videos / "descriptions.json"
-        sentences = load_descriptions(descriptions)
-        if dataset:
-            adapter = get_dataset(dataset, annotations)
-            items, excluded = apply_dataset(discovery.items, adapter)
-            discovery = replace(discovery, items=items)
-            sentences = {**adapter.descriptions, **sentences}
-            if excluded:
-                console.print(f"{len(excluded)} clips left out by the {dataset} adapter by design (e.g. {excluded[0]})")
-        config = ExtractConfig(
-            sampling="fps" if fps > 0 else "uniform", num_frames=frames, fps=fps, clip_model=clip_model,
-            pretrained=pretrained, random_seed=random_seed, tokens=tokens, flow_backend=resolve_backend(flow),
-            # a checkpoint file is named by its bytes too: new weights at the same path never mix into a store
-            clip_sha256=content_sha256(pretrained) if Path(pretrained).is_file() else "",
-            flow_pairs=flow_pairs, flow_compute_size=flow_size, flow_grid=flow_grid,
-            templates=tuple(template) if template else ExtractConfig.templates,
-            backbones=backbones, backbone_weights=weights, backbone_sha256=weights_sha,
-        )
-        config.validate()
+        settings = {"templates": tuple(template)} if template else {}
+        config = make_config(frames=frames, fps=fps, flow=flow, backbone_weights=backbone_weights,
+                             clip_model=clip_model, pretrained=pretrained, random_seed=random_seed, tokens=tokens,
+                             flow_pairs=flow_pairs, flow_compute_size=flow_size, flow_grid=flow_grid,
+                             backbones=tuple(backbone or ()), **settings)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
-    if pretrained.lower() in ("none", "random"):
+    if is_random_weights(pretrained):
         console.print("[bold yellow]WARNING: --pretrained none: CLIP weights are RANDOM. Features carry no pretrained "
                       "knowledge; the store records this.[/bold yellow]")
-    if backbones and weights == "none":
-        console.print(f"[bold yellow]WARNING: --backbone-weights none: {', '.join(backbones)} weights are RANDOM. "
-                      "Features carry no pretrained knowledge; the store records this.[/bold yellow]")
-    console.print(f"{len(discovery.items)} videos found in {videos}"
-                  + (f", {len(discovery.ignored)} other files ignored" if discovery.ignored else ""))
+    if config.backbones and is_random_weights(config.backbone_weights):
+        console.print(f"[bold yellow]WARNING: --backbone-weights none: {', '.join(config.backbones)} weights are "
+                      "RANDOM. Features carry no pretrained knowledge; the store records this.[/bold yellow]")
     options = RunOptions(workers, scheduler, device, batch_size, retry_failed, verify_hash, clip_cache_dir,
                          decode_threads)
+
+    def on_found(discovery) -> None:
+        console.print(f"{len(discovery.items)} videos found in {videos}"
+                      + (f", {len(discovery.ignored)} other files ignored" if discovery.ignored else ""))
 
     bar = progress_bar(quiet)
     task = None
@@ -164,18 +140,17 @@ def extract(
         if strict and not res.ok:
             raise StrictFailure(res.key)
 
-    from extract.clip_model import ClipWeightsError
-
     def on_note(message: str) -> None:
         console.print(f"note: {message}")
 
     try:
         with bar:
-            summary = run_extract(discovery, config, out, options, sentences, on_start, on_result, on_note)
+            summary = run(videos, out, config, options, dataset, annotations, descriptions,
+                          on_found, on_start, on_result, on_note)
     except StrictFailure as e:
         console.print(f"[red]--strict: stopped at the first failure ({e}); finished videos are kept[/red]")
         raise typer.Exit(1)
-    except (StoreError, ClipWeightsError, BackboneWeightsError, ValueError) as e:
+    except (StoreError, ClipWeightsError, BackboneWeightsError, ValueError, FileNotFoundError) as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
     _print_summary(summary, out)

@@ -13,12 +13,12 @@ import open_clip
 import torch
 from PIL import Image
 
+from fgm_common.config import is_random_weights
+from fgm_common.options import resolve_device
+
 # Small architectures for tests and CPU demos; registered with open_clip so the normal loading path
 # (`--clip-model fgm-tiny-vit --pretrained none`) builds them. They have no pretrained weights.
 open_clip.add_model_config(Path(__file__).parent / "model_configs")
-
-RANDOM_TAGS = ("none", "random")
-
 
 class ClipWeightsError(RuntimeError):
     """CLIP weights could not be had; the message names the ways out."""
@@ -41,11 +41,6 @@ def state_sha256(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def pick_device(device: str = "auto") -> str:
-    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 @dataclass
@@ -113,11 +108,11 @@ def last_vision_block(model: Any) -> torch.nn.Module:
 def load_clip(name: str, pretrained: str, random_seed: int = 0, device: str = "auto",
               cache_dir: str | None = None) -> FrozenClip:
     """Build an open_clip model frozen in eval mode; raise ClipWeightsError naming the ways out."""
-    device = pick_device(device)
+    device = resolve_device(device)
     if name not in open_clip.list_models() and not name.startswith(("hf-hub:", "local-dir:")):
         raise ValueError(f"unknown CLIP model {name!r}; choose one of open_clip.list_models(), e.g. ViT-B-32")
     identity: dict[str, Any] = {"model": name, "pretrained": pretrained, "open_clip": open_clip.__version__}
-    if pretrained.lower() in RANDOM_TAGS:
+    if is_random_weights(pretrained):
         torch.manual_seed(random_seed)
         model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None)
         identity.update(random_seed=random_seed, weights_sha256=state_sha256(model), random_weights=True)

@@ -14,15 +14,23 @@ from typing import Callable, Protocol
 import cv2
 import numpy as np
 
+from fgm_common.config import ExtractConfig
+
 
 @dataclass(frozen=True)
 class FlowParams:
     """How every stored flow number was made; kept in the store beside the flow arrays."""
 
     backend: str  # resolved registry name, never "auto"
-    compute_size: int = 128  # short side of the frames flow is computed on
-    grid: int = 56  # stored field is (2, grid, grid)
-    hist_bins: int = 8  # orientation bins; the histogram has 2 * hist_bins values
+    # the defaults are the store config's (one owner): see ExtractConfig.flow_*
+    compute_size: int = ExtractConfig.flow_compute_size  # short side of the frames flow is computed on
+    grid: int = ExtractConfig.flow_grid  # stored field is (2, grid, grid)
+    hist_bins: int = ExtractConfig.flow_hist_bins  # orientation bins; the histogram has 2 * hist_bins values
+
+    @classmethod
+    def of(cls, config: ExtractConfig) -> "FlowParams":
+        """The flow settings of a store config."""
+        return cls(config.flow_backend, config.flow_compute_size, config.flow_grid, config.flow_hist_bins)
 
     def __post_init__(self) -> None:
         if self.backend not in FLOW_BACKENDS:

@@ -164,10 +164,9 @@ def run_extract(discovery: Discovery, config: ExtractConfig, store_url: str, opt
     def local_extractor():
         nonlocal extractor
         if extractor is None:
-            from extract.pipeline import Extractor  # torch and open_clip load only when there is work
+            from extract.pipeline import extractor_for  # torch and open_clip load only when there is work
 
-            extractor = Extractor(config, store_url, options.device, options.batch_size, options.cache_dir, run_id,
-                                  options.decode_threads)
+            extractor = extractor_for(config, store_url, options, run_id)
         return extractor
 
     failures = store.failures()
@@ -232,7 +231,8 @@ def _run_dask(todo: list[VideoItem], config: ExtractConfig, store_url: str, opti
     """Chunks of videos to dask workers; each worker writes its own entries, the driver records results."""
     from dask.distributed import Client, LocalCluster, as_completed
 
-    from extract.pipeline import Result, extract_chunk
+    from extract.batching import Result
+    from extract.dask_task import extract_chunk
 
     if options.scheduler:
         client, cluster = Client(options.scheduler), None
@@ -244,8 +244,7 @@ def _run_dask(todo: list[VideoItem], config: ExtractConfig, store_url: str, opti
         n_workers = max(1, len(client.scheduler_info().get("workers", {})) or options.workers)
         size = max(1, min(8, math.ceil(len(todo) / (n_workers * 4))))
         chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
-        futures = {client.submit(extract_chunk, chunk, config.to_dict(), store_url, options.device,
-                                 options.cache_dir, run_id, options.decode_threads, pure=False): chunk
+        futures = {client.submit(extract_chunk, chunk, config.to_dict(), store_url, options, run_id, pure=False): chunk
                    for chunk in chunks}
         for future in as_completed(futures):
             try:

@@ -7,10 +7,18 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+# Weights sources that mean "random initialisation, seeded": for CLIP (`pretrained`) and backbones.
+RANDOM_TAGS = ("none", "random")
+
+
+def is_random_weights(source: str) -> bool:
+    """True when a weights source (a `pretrained` or `backbone_weights` value) asks for random weights."""
+    return str(source).lower() in RANDOM_TAGS
+
 
 @dataclass(frozen=True)
 class ExtractConfig:
-    """How features were made. Stored in the zarr attrs and read back with `ExtractConfig(**attrs)`.
+    """How features were made. Stored in the zarr attrs and read back with `ExtractConfig.from_dict`.
 
     Settings that do not change any stored number (workers, progress bars) are run options, not
     config: two runs that differ only in those write the same store.
@@ -18,8 +26,8 @@ class ExtractConfig:
 
     # Frame sampling: `num_frames` TSN-style segment midpoints, or one frame every 1/fps seconds.
     sampling: str = "uniform"  # "uniform" | "fps"
-    num_frames: int = 16
-    fps: float = 0.0  # used when sampling == "fps"
+    num_frames: int = 16  # used when sampling == "uniform" (0 in fps mode)
+    fps: float = 0.0  # used when sampling == "fps" (0 in uniform mode)
 
     # CLIP image and text towers (open_clip). `pretrained` is a tag ("openai"), a local file path,
     # "local-dir:/path", or "none" for random weights (then `random_seed` makes them reproducible).
@@ -49,6 +57,12 @@ class ExtractConfig:
     backbone_sha256: str = ""
 
     def __post_init__(self) -> None:
+        # The setting the other sampling mode uses means nothing here: canonical values, so that
+        # `--fps 5 --frames 8` names the same store as `--fps 5` (and reads stores written before).
+        if self.sampling == "fps":
+            object.__setattr__(self, "num_frames", 0)
+        elif self.sampling == "uniform":
+            object.__setattr__(self, "fps", 0.0)
         # zarr attrs and JSON give lists back: `ExtractConfig(**attrs)` must equal (and hash like) the original
         for name in ("templates", "backbones"):
             if isinstance(getattr(self, name), list):

@@ -12,3 +12,12 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars: pl
 Device = Annotated[str, typer.Option(help="'auto' (CUDA when torch sees a GPU, else CPU), 'cpu' or 'cuda'.")]
 Seed = Annotated[int, typer.Option(help="Random seed.")]
 OutDir = Annotated[Path, typer.Option("--out", help="Output folder.")]
+
+
+def resolve_device(name: str = "auto") -> str:
+    """What a --device value means: 'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; others as given."""
+    if name != "auto":
+        return name
+    import torch  # only the commands that run models pay for importing torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

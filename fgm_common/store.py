@@ -36,20 +36,26 @@ import numpy as np
 import zarr
 
 from fgm_common.config import ExtractConfig
+from fgm_common.texts import class_mean
 
 SCHEMA_VERSION = 1
 VIDEOS = "videos"
 TEXT = "text"
-FRAME_ARRAYS = ("clip", "timestamps_ms", "frame_index")
-FLOW_ARRAYS = ("flow", "flow_hist", "flow_ts_ms")
+# Entry array names: every other module spells them through these.
+CLIP, TIMESTAMPS, FRAME_INDEX = "clip", "timestamps_ms", "frame_index"
+FLOW, FLOW_HIST, FLOW_TS = "flow", "flow_hist", "flow_ts_ms"
+TOKENS = "tokens"
+FRAME_ARRAYS = (CLIP, TIMESTAMPS, FRAME_INDEX)
+FLOW_ARRAYS = (FLOW, FLOW_HIST, FLOW_TS)
+MODEL_ARRAYS = (CLIP, FLOW, FLOW_HIST)  # what a model reads of every entry (TOKENS and backbones on demand)
 ARRAY_DTYPES = {
-    "clip": "float32",
-    "timestamps_ms": "float64",
-    "frame_index": "int64",
-    "flow": "float16",
-    "flow_hist": "float32",
-    "flow_ts_ms": "float64",
-    "tokens": "float16",
+    CLIP: "float32",
+    TIMESTAMPS: "float64",
+    FRAME_INDEX: "int64",
+    FLOW: "float16",
+    FLOW_HIST: "float32",
+    FLOW_TS: "float64",
+    TOKENS: "float16",
 }
 
 
@@ -195,6 +201,20 @@ class FeatureStore:
     def set_backbone_identity(self, name: str, identity: dict) -> None:
         self.root.attrs["backbone_identity"] = {**self.backbone_identity, name: identity}
 
+    def check_weights(self, identity: dict, backbone: str | None = None) -> None:
+        """Refuse features from other weights than those that made this store (CLIP, or `backbone`).
+
+        E.g. a new open_clip building other random weights from the same seed, a replaced checkpoint
+        file, or a new torchvision initialising a backbone differently. StoreError on a mismatch.
+        """
+        recorded = self.clip_identity if backbone is None else self.backbone_identity.get(backbone, {})
+        if key := weights_mismatch(recorded, identity):
+            raise StoreError(
+                f"the {backbone or 'CLIP'} weights loaded now differ from those that made {self.url} ({key} "
+                f"{str(identity.get(key))[:12]} vs {recorded[key][:12]}); features are never mixed. "
+                "Use the original weights, or write a new store with another --out."
+            )
+
     def failures(self) -> dict[str, dict]:
         return dict(self.root.attrs.get("failures", {}))
 
@@ -219,11 +239,11 @@ class FeatureStore:
         """Write the text side: sentence_emb (S, D), scene_emb (K, D); class_emb is their class mean."""
         sentence_emb = np.asarray(sentence_emb, dtype=np.float32)
         cls_idx = np.asarray(sentence_class)
-        class_emb = np.stack([_unit(sentence_emb[cls_idx == c]).mean(0) for c in range(len(classes))])
+        class_emb = class_mean(sentence_emb, cls_idx, len(classes))
         text = self.root.require_group(TEXT)
         for name, arr in (
             ("sentence_emb", sentence_emb),
-            ("class_emb", _unit(class_emb)),
+            ("class_emb", class_emb),
             ("scene_emb", np.asarray(scene_emb, dtype=np.float32)),
         ):
             text.create_array(name, data=arr, overwrite=True)
@@ -319,7 +339,3 @@ def grown_config(stored: ExtractConfig, asked: ExtractConfig) -> ExtractConfig |
                 "backbone_sha256": weights_from.backbone_sha256}
     grown = dataclasses.replace(stored, **backbone)
     return grown if dataclasses.replace(asked, **backbone) == grown else None
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 # Scenes for the contextual prior (Eq. 12): each frame's similarity to these gives its scene cues.
 SCENE_BANK: tuple[str, ...] = (
     "a photo of an indoor gym.",
@@ -62,3 +64,17 @@ def class_sentences(
             sentences.append(s)
             owner.append(c)
     return sentences, owner
+
+
+def class_mean(sentence_emb: np.ndarray, sentence_class: np.ndarray, n_classes: int) -> np.ndarray:
+    """A class's text embedding: the mean of its unit sentence embeddings, made unit: (S, D), (S,) -> (C, D).
+
+    The one definition; train.adapter's learnable text context computes the same in torch (with gradients).
+    """
+    emb, owner = unit(np.asarray(sentence_emb, dtype=np.float32)), np.asarray(sentence_class)
+    return unit(np.stack([emb[owner == c].mean(0) for c in range(n_classes)])).astype(np.float32)
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    """x (..., D) scaled to unit length along the last axis (zero rows stay zero)."""
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 
+from fgm_common.store import CLIP
 from train.classifier import zero_shot_logits
 from train.data import FeatureSet
 from train.splits import Fold
@@ -49,7 +50,7 @@ class ZeroShot:
         return self
 
     def predict(self, fs: FeatureSet, idx: np.ndarray) -> np.ndarray:
-        return zero_shot_logits(fs.tensors["clip"][idx].float(), self.class_text).numpy()  # (N, C)
+        return zero_shot_logits(fs.tensors[CLIP][idx].float(), self.class_text).numpy()  # (N, C)
 
     def gflops_per_video(self, fs: FeatureSet) -> float:
         c, d = self.class_text.shape
@@ -60,7 +61,7 @@ class LinearProbe:
     """Multinomial logistic regression (lbfgs) on video_embeddings of the training videos."""
 
     def fit(self, fs: FeatureSet, idx: np.ndarray, cfg: TrainConfig) -> LinearProbe:
-        x = video_embeddings(fs.tensors["clip"][idx]).numpy()  # (Ntr, D)
+        x = video_embeddings(fs.tensors[CLIP][idx]).numpy()  # (Ntr, D)
         self.n_classes = len(fs.classes)
         self.model = LogisticRegression(C=PROBE_C, max_iter=2000, random_state=cfg.seed).fit(x, fs.labels[idx])
         return self
@@ -70,7 +71,7 @@ class LinearProbe:
         return int(self.model.coef_.size + self.model.intercept_.size)
 
     def predict(self, fs: FeatureSet, idx: np.ndarray) -> np.ndarray:
-        x = video_embeddings(fs.tensors["clip"][idx]).numpy()  # (N, D)
+        x = video_embeddings(fs.tensors[CLIP][idx]).numpy()  # (N, D)
         z = self.model.decision_function(x)  # (N, C_seen), or (N,) with two classes seen
         if z.ndim == 1:
             z = np.stack([-z / 2, z / 2], axis=1)  # the same softmax as the binary sigmoid

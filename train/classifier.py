@@ -59,6 +59,8 @@ class TokenInteractionClassifier(nn.Module):
     needs tokens, not one vector per class. The video-level `h` is ignored too: h_t carries it.
     """
 
+    needs_text_tokens = True  # built with the class sentences' token features (train.checkpoint.classifier_inputs)
+
     def __init__(self, hidden: int, class_text: torch.Tensor, text_tokens: torch.Tensor | None = None,
                  text_mask: torch.Tensor | None = None, frame_dim: int | None = None,
                  class_of: torch.Tensor | None = None):

@@ -53,7 +53,8 @@ def train(
     epochs: Annotated[int, typer.Option(help="Training epochs (paper: 100).")] = 100,
     batch_size: Annotated[int, typer.Option(help="Videos per batch.")] = 32,
     lr: Annotated[float, typer.Option(help="Adam learning rate (paper: 1e-3), cosine-annealed.")] = 1e-3,
-    frames: Annotated[int, typer.Option(help="Frames per video fed to the model (0 = as stored).")] = 0,
+    frames: Annotated[int, typer.Option(help="Frames per video fed to the model (0 = as stored; for an "
+                                              "fps-sampled store, the median of its videos' frame counts).")] = 0,
     hidden: Annotated[int, typer.Option(help="Fusion width H.")] = 256,
     shots: Annotated[int, typer.Option(help="Few-shot: train on this many videos per class (0 = all).")] = 0,
     unseen_classes: Annotated[str, typer.Option(help="Zero-shot: comma-separated classes held out of training; "

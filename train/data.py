@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from fgm_common.datasets import DatasetAdapter, LayoutError
-from fgm_common.store import FeatureStore, StoreError
-from fgm_common.texts import class_sentences
+from fgm_common.store import CLIP, FLOW, FLOW_ARRAYS, FLOW_HIST, MODEL_ARRAYS, TOKENS, FeatureStore, StoreError
+from fgm_common.texts import class_mean, class_sentences
 
 
 def resample(x: np.ndarray, steps: int) -> np.ndarray:
@@ -39,6 +39,7 @@ class FeatureSet:
     skipped: dict[str, str] = field(default_factory=dict)  # key -> why it has no label
     load_seconds: float = 0.0
     extra: tuple[str, ...] = ()  # extra visual arrays in `tensors`, e.g. ("resnet50",): (N, T, Db) each
+    steps_why: str = ""  # why the videos were resampled to their T (frame_steps)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -58,7 +59,7 @@ class FeatureSet:
     def dims(self) -> dict[str, int]:
         """Feature sizes as read from the store: clip_dim, n_frames, n_flow, flow_grid, flow_hist_dim
         [, extra_dims {array: width} when extra arrays were loaded]."""
-        clip, flow, hist = self.tensors["clip"], self.tensors["flow"], self.tensors["flow_hist"]
+        clip, flow, hist = self.tensors[CLIP], self.tensors[FLOW], self.tensors[FLOW_HIST]
         dims = {"clip_dim": clip.shape[-1], "n_frames": clip.shape[1], "n_flow": flow.shape[1],
                 "flow_grid": flow.shape[-1], "flow_hist_dim": hist.shape[-1]}
         if self.extra:
@@ -89,9 +90,10 @@ def load_features(store: FeatureStore, dataset: DatasetAdapter, n_frames: int | 
                          + "; ".join(list(skipped.values())[:3]))
     classes = sorted({a.label for _, a in labelled})
     extra = tuple(extra)
-    names = ("clip", "flow", "flow_hist") + (("tokens",) if tokens else ()) + extra
+    names = MODEL_ARRAYS + ((TOKENS,) if tokens else ()) + extra
     cfg = store.config
-    steps = n_frames or (cfg.num_frames if cfg.sampling == "uniform" else 16)
+    steps, steps_why = frame_steps(cfg.sampling, [int(e.meta.get("num_frames", 0)) for e, _ in labelled],
+                                   cfg.num_frames, n_frames)
     flow_steps = steps if cfg.flow_pairs == "native" else max(steps - 1, 1)
 
     def read(entry):
@@ -103,7 +105,7 @@ def load_features(store: FeatureStore, dataset: DatasetAdapter, n_frames: int | 
             raise StoreError(f"{store.url} entry {entry.key!r} lacks some of the extra features {list(extra)}: "
                              f"extract them with `fgm-extract VIDEOS --out {store.url} --backbone "
                              f"{','.join(extra)}` ({e})") from e
-        return {k: resample(v, flow_steps if k.startswith("flow") else steps) for k, v in arr.items()}
+        return {k: resample(v, flow_steps if k in FLOW_ARRAYS else steps) for k, v in arr.items()}
 
     with ThreadPoolExecutor(max_workers=8) as pool:  # zarr reads are I/O-bound
         rows = list(pool.map(read, [e for e, _ in labelled]))
@@ -116,12 +118,27 @@ def load_features(store: FeatureStore, dataset: DatasetAdapter, n_frames: int | 
         groups=np.array([a.group for a in anns]), views=np.array([a.view for a in anns]),
         splits=np.array([a.split for a in anns]), tensors=tensors,
         class_text=class_text, scene_text=scene_text, class_sentences=sentences, skipped=skipped,
-        load_seconds=time.perf_counter() - t0, extra=extra,
+        load_seconds=time.perf_counter() - t0, extra=extra, steps_why=steps_why,
     )
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+def frame_steps(sampling: str, entry_frames: list[int], num_frames: int, asked: int | None) -> tuple[int, str]:
+    """The T every video is resampled to for training, and why: (T, a phrase for the log).
+
+    `asked` (--frames) wins; a uniform store has one T for every entry; an fps-sampled store holds
+    as many frames as each video's length gives, so T is their median: half the videos are
+    subsampled, half repeat frames, and none is stretched to the longest.
+    """
+    if asked:
+        return asked, "as asked (--frames)"
+    if sampling == "uniform":
+        return num_frames, "as stored"
+    counts = [n for n in entry_frames if n > 0]
+    if not counts:
+        raise ValueError("this fps-sampled store records no frame counts; pass --frames to choose T")
+    steps = max(1, int(np.median(counts)))
+    return steps, (f"the median frame count of this fps-sampled store, whose videos hold {min(counts)}-"
+                   f"{max(counts)} frames (--frames sets another)")
 
 
 def _text(store: FeatureStore, classes: list[str], dataset: DatasetAdapter, text_encoder):
@@ -147,6 +164,7 @@ def _text(store: FeatureStore, classes: list[str], dataset: DatasetAdapter, text
             raise ValueError(f"{len(missing)} class sentences are not in the store (e.g. {missing[0]!r}) and no "
                              "text encoder was given to encode them")
         by_sentence.update(zip(missing, text_encoder(missing)))
-    class_emb = np.stack([_unit(np.stack([by_sentence[s] for s in wanted[c]])).mean(0) for c in classes])
-    return (torch.from_numpy(_unit(class_emb).astype(np.float32)),
+    rows = [(s, k) for k, c in enumerate(classes) for s in wanted[c]]
+    class_emb = class_mean(np.stack([by_sentence[s] for s, _ in rows]), np.array([k for _, k in rows]), len(classes))
+    return (torch.from_numpy(class_emb),
             torch.from_numpy(text["scene_emb"].astype(np.float32)), wanted)

@@ -7,18 +7,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from fgm_common.console import console
 from fgm_common.datasets import get_dataset
-from fgm_common.store import FeatureStore, StoreError
+from fgm_common.options import resolve_device
+from fgm_common.store import TOKENS, FeatureStore, StoreError
+from train.classifier import CLASSIFIERS
 from train.data import FeatureSet, load_features
-from train.metrics import classification_metrics, mean_std
+from train.metrics import METRICS, classification_metrics, mean_std
 from train.splits import SplitSpec, few_shot, make_folds, unseen_classes
 from train.fold_runs import FOLD_RUNNERS
-from train.trainer import TrainConfig, _device
+from train.trainer import TrainConfig
 from train.variants import Variant, get_variant
 
-METRICS = ("accuracy", "recall", "f1", "auc")
 
 
 @dataclass(frozen=True)
@@ -45,12 +47,13 @@ class Experiment:
 
 def _clip_parts(store: FeatureStore, fs: FeatureSet, variants: list, device: str, exp_adapters: bool = True):
     """CLIP towers for token adapters / text context, only when some variant uses them."""
-    if not any(v.token_adapters or v.prompt_ctx or v.model.get("classifier") == "token_interaction" for v in variants):
+    if not any(v.token_adapters or v.prompt_ctx or getattr(CLASSIFIERS[v.model.get("classifier", "text")],
+                                                           "needs_text_tokens", False) for v in variants):
         return None
     from train.clip_parts import ClipParts, load_store_clip
 
     clip = load_store_clip(store, device="cpu")
-    return ClipParts(clip, fs.class_sentences, fs.classes, "tokens" in fs.tensors, adapters=exp_adapters)
+    return ClipParts(clip, fs.class_sentences, fs.classes, TOKENS in fs.tensors, adapters=exp_adapters)
 
 
 def _protocol(exp: Experiment, fs: FeatureSet, fold, seed: int):
@@ -67,7 +70,7 @@ def run_variant(exp: Experiment, fs: FeatureSet, store: FeatureStore, name: str,
     variant = get_variant(name)
     if variant.kind not in FOLD_RUNNERS:
         raise ValueError(f"variant {name!r} has kind {variant.kind!r}; known kinds: {sorted(FOLD_RUNNERS)}")
-    device = _device(exp.train.device)
+    device = torch.device(resolve_device(exp.train.device))
     per_seed, costs, history = {}, {}, {}
     for seed in exp.seeds:
         cfg = TrainConfig(**{**exp.train.to_dict(), "seed": seed, "variant": name})
@@ -122,7 +125,8 @@ def run_experiment(exp: Experiment) -> dict:
     fs = load_features(store, dataset, n_frames=exp.train.n_frames or None, tokens=_wants_tokens(store, exp),
                        text_encoder=lambda sentences: _store_text_encoder(store)(sentences), extra=extra)
     console.print(f"features loaded from {exp.store}: {len(fs)} videos, {len(fs.classes)} classes, "
-                  f"in {fs.load_seconds:.2f} s (no video decoded)")
+                  f"in {fs.load_seconds:.2f} s (no video decoded); T = {fs.dims['n_frames']} frames per video, "
+                  f"{fs.steps_why}")
     if fs.skipped:
         console.print(f"[yellow]{len(fs.skipped)} entries have no label under dataset {exp.dataset!r}; "
                       f"e.g. {next(iter(fs.skipped.values()))}[/yellow]")

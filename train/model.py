@@ -9,6 +9,7 @@ from dataclasses import InitVar, dataclass
 import torch
 from torch import nn
 
+from fgm_common.store import CLIP, TOKENS
 from train.adapter import EmbeddingAdapter
 from train.align import ALIGNERS
 from train.classifier import CLASSIFIERS
@@ -70,18 +71,18 @@ class ModelConfig:
     blend: str = "inner"  # BLENDS: how the heads' logits make the prediction
     standardize_visual: bool = True  # per-channel standardisation of v (training statistics) before fusion and head
     isolate_streams: bool = True  # stream encoders learn from their own heads only (stop-gradient from fusion)
-    visual_key: str = "clip"  # the store array the visual stream reads, (T, visual_dim) per video
+    visual_key: str = CLIP  # the store array the visual stream reads, (T, visual_dim) per video
     visual_dim: int = 0  # width of that array; 0 = clip_dim (the CLIP frame embeddings)
     extra_dims: InitVar[dict | None] = None  # {array: width} of the extra arrays loaded; not stored
 
     def __post_init__(self, extra_dims: dict | None):
-        if self.visual_key != "clip" and not self.visual_dim:
+        if self.visual_key != CLIP and not self.visual_dim:
             if not extra_dims or self.visual_key not in extra_dims:
                 raise ValueError(f"this model reads {self.visual_key!r} features, which were not loaded from the "
                                  f"store; extract them with `fgm-extract VIDEOS --out STORE --backbone "
                                  f"{self.visual_key}` and load them with load_features(extra=({self.visual_key!r},))")
             object.__setattr__(self, "visual_dim", int(extra_dims[self.visual_key]))
-        if self.visual_key == "clip" and self.visual_dim not in (0, self.clip_dim):
+        if self.visual_key == CLIP and self.visual_dim not in (0, self.clip_dim):
             raise ValueError(f"visual_dim {self.visual_dim} differs from clip_dim {self.clip_dim} for CLIP features")
         choices = {"motion_encoder": MOTION_CHOICES, "temporal": TEMPORAL, "aligner": ALIGNERS,
                    "fusion": FUSION_CHOICES, "classifier": CLASSIFIERS, "blend": BLENDS}
@@ -101,7 +102,7 @@ class ModelConfig:
             raise ValueError("isolate_streams leaves the stream encoders to their own heads; it needs stream_heads=True")
         if not 0 <= self.stream_dropout <= 0.5:
             raise ValueError(f"stream_dropout must be in [0, 0.5], got {self.stream_dropout}")
-        if self.use_context and self.visual_key != "clip":
+        if self.use_context and self.visual_key != CLIP:
             raise ValueError("the context prior compares frames with CLIP scene texts; it needs visual_key='clip' "
                              "(set use_context=False)")
 
@@ -160,7 +161,7 @@ class FGMCLIP(nn.Module):
         if cfg.use_context and (scene_text is None or scene_text.shape[1] != d):
             raise ValueError(f"use_context needs scene_text of shape (K, clip_dim={d})")
         self.cfg = cfg
-        if token_tail is not None and cfg.visual_key != "clip":
+        if token_tail is not None and cfg.visual_key != CLIP:
             raise ValueError("token adapters re-run CLIP's last block; they cannot adapt non-CLIP features")
         # With a token tail the adapters live inside it; the embedding adapter would never run.
         use_embedding_adapter = cfg.use_adapter and token_tail is None
@@ -194,6 +195,32 @@ class FGMCLIP(nn.Module):
         state_dict.setdefault(prefix + "blend_weights", fused_only())
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
+    def frozen_clip_keys(self) -> set[str]:
+        """State-dict keys of the frozen CLIP copies inside the token tail and the prompt learner.
+
+        They are the store's own CLIP weights, which a checkpoint names by hash (clip_identity) and
+        which loading rebuilds from that CLIP, so a checkpoint need not carry them: with learnable
+        text context they are ~90 % of its bytes and were rewritten after every epoch.
+        """
+        return {f"{name}.{key}" for name in ("token_tail", "prompt_learner") if getattr(self, name) is not None
+                for key, p in getattr(self, name).named_parameters() if not p.requires_grad}
+
+    def checkpoint_state(self) -> dict[str, torch.Tensor]:
+        """state_dict() without the frozen CLIP copies (frozen_clip_keys): what a checkpoint stores."""
+        frozen = self.frozen_clip_keys()
+        return {k: v for k, v in self.state_dict().items() if k not in frozen}
+
+    def load_checkpoint_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Load a checkpoint_state (or a full state_dict); the frozen CLIP copies keep the weights built here.
+
+        Strict otherwise: any other missing or unexpected key is an error.
+        """
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        missing = set(missing) - self.frozen_clip_keys()
+        if missing or unexpected:
+            raise RuntimeError(f"checkpoint weights do not match the model: missing {sorted(missing)}, "
+                               f"unexpected {sorted(unexpected)}")
+
     def visual(self, batch: dict) -> torch.Tensor:
         """Adapted per-frame visual features v' (B, T, Dv): batch[visual_key], or CLIP's tail over the tokens."""
         key = self.cfg.visual_key
@@ -202,9 +229,9 @@ class FGMCLIP(nn.Module):
                            f"`fgm-extract VIDEOS --out STORE --backbone {key}`")
         if self.token_tail is None:
             return self.adapter(batch[key])  # (B, T, Dv)
-        if "tokens" not in batch:
+        if TOKENS not in batch:
             raise KeyError("this model adapts patch tokens; build the store with tokens (extract --tokens)")
-        tokens = batch["tokens"]  # (B, T, L, W)
+        tokens = batch[TOKENS]  # (B, T, L, W)
         b, t = tokens.shape[:2]
         return self.token_tail(tokens.flatten(0, 1)).view(b, t, -1)  # (B, T, D)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fgm_common.store import CLIP, FLOW, FLOW_HIST
+
 
 class FlowCNN(nn.Module):
     """Per-pair flow CNN: field (N, 2, G, G) + histogram (N, Hh) -> (N, Dm).
@@ -150,7 +152,7 @@ class FlowStream(nn.Module):
         self.encoder = MotionEncoder(hist_dim, dim, temporal, max_len, dropout)
 
     def forward(self, batch: dict) -> torch.Tensor:
-        return self.encoder(batch["flow"], batch["flow_hist"])
+        return self.encoder(batch[FLOW], batch[FLOW_HIST])
 
 
 class VisualStream(nn.Module):
@@ -161,7 +163,7 @@ class VisualStream(nn.Module):
         self.tcn = VisualTCN(clip_dim, dim, dropout=dropout)
 
     def forward(self, batch: dict) -> torch.Tensor:
-        return self.tcn(batch["clip"])
+        return self.tcn(batch[CLIP])
 
 
 MOTION_ENCODERS = {"flow": FlowStream, "visual_tcn": VisualStream}

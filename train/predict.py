@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import pickle
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,16 +20,11 @@ import torch
 from extract.inputs import MANIFEST_EXTS, Discovery, VideoItem, discover
 from fgm_common.config import ExtractConfig
 from fgm_common.console import console, progress_bar
-from fgm_common.store import IDENTITY_HASHES, FeatureStore, weights_mismatch
+from fgm_common.options import resolve_device
+from fgm_common.store import CLIP, FLOW_ARRAYS, IDENTITY_HASHES, MODEL_ARRAYS, TOKENS, FeatureStore, weights_mismatch
 from train.data import resample
-from train.model import FGMCLIP, ModelConfig, build_model
-from train.trainer import CHECKPOINT_FORMAT
-from train.variants import Variant
-
-# What a checkpoint must hold for prediction (written by Trainer.save plus the experiment's extras).
-REQUIRED_KEYS = ("model_config", "model", "classes", "class_text", "scene_text", "class_sentences",
-                 "extract_config", "clip_identity")
-
+from train.checkpoint import load_checkpoint, needs_clip, rebuild_model
+from train.model import FGMCLIP, ModelConfig
 
 class PredictError(ValueError):
     """The checkpoint cannot label videos as asked; the message says what to do."""
@@ -80,24 +74,6 @@ class PredictReport:
 
 
 # ---- checkpoint and model -------------------------------------------------------------------------
-def load_checkpoint(path: Path) -> dict:
-    """The checkpoint dict (tensors on CPU), read with weights_only=True; PredictError when it is not one."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as e:
-        raise PredictError(f"no checkpoint at {path}; fgm-train writes OUT/<variant>/seed<s>/<fold>/checkpoint.pt") from e
-    except (RuntimeError, pickle.UnpicklingError, EOFError) as e:
-        raise PredictError(f"{path} is not a readable torch checkpoint ({type(e).__name__}: {e})") from e
-    missing = [k for k in REQUIRED_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
-    if missing:
-        raise PredictError(f"{path} is not an fgm-train checkpoint (it lacks {missing}); pass the checkpoint.pt "
-                           "that fgm-train wrote")
-    if ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise PredictError(f"{path} has checkpoint format {ckpt.get('format')}, this fgm reads {CHECKPOINT_FORMAT}; "
-                           "use the fgm release that trained it")
-    return ckpt
-
-
 def check_clip_identity(expected: dict, actual: dict, where: str) -> None:
     """Refuse features from other CLIP weights than the checkpoint was trained on (hash mismatch)."""
     if key := weights_mismatch(expected, actual):
@@ -106,37 +82,6 @@ def check_clip_identity(expected: dict, actual: dict, where: str) -> None:
             f"{str(actual.get(key))[:12]} vs {expected[key][:12]}); its predictions would be meaningless. "
             "Use the same CLIP weights file (or, for --pretrained none, the same open_clip and fgm versions)."
         )
-
-
-def _needs_clip(state: dict) -> bool:
-    return any(k.startswith(("token_tail.", "prompt_learner.")) for k in state)
-
-
-def rebuild_model(ckpt: dict, clip=None) -> FGMCLIP:
-    """The trained model, weights loaded strictly; `clip` (FrozenClip) is needed when it adapts tokens or text."""
-    mcfg = ModelConfig.from_dict(ckpt["model_config"])
-    state = ckpt["model"]
-    tail = prompt = None
-    if _needs_clip(state):
-        from train.clip_parts import ClipParts
-
-        # The state dict, not the variant registry, says which CLIP parts were trained.
-        has_tail = any(k.startswith("token_tail.") for k in state)
-        n_ctx = int(state["prompt_learner.ctx"].shape[0]) if "prompt_learner.ctx" in state else 0
-        parts = ClipParts(clip, ckpt["class_sentences"], ckpt["classes"], has_tokens=has_tail)
-        tail, prompt = parts(Variant(ckpt.get("variant", ""), token_adapters=has_tail, prompt_ctx=n_ctx), mcfg)
-    inputs = None
-    if mcfg.classifier == "token_interaction":
-        from train.classifier import interaction_inputs_from_state
-
-        inputs = interaction_inputs_from_state(state)  # the text buffers travel in the checkpoint
-    model = build_model(mcfg, ckpt["class_text"], ckpt["scene_text"], token_tail=tail, prompt_learner=prompt,
-                        classifier_inputs=inputs)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise PredictError(f"the model rebuilt from the checkpoint does not match its weights: {e}") from e
-    return model.eval()
 
 
 # ---- videos and features --------------------------------------------------------------------------
@@ -154,11 +99,11 @@ def video_items(paths: list[Path]) -> list[VideoItem]:
 def read_features(store: FeatureStore, keys: list[str], mcfg: ModelConfig, tokens: bool) -> dict[str, torch.Tensor]:
     """Entries resampled as for training (train.data.load_features): clip (N, T, D), flow (N, Tf, 2, G, G),
     flow_hist (N, Tf, H) and optionally tokens (N, T, L, W), with T, Tf the model's n_frames, n_flow."""
-    names = ("clip", "flow", "flow_hist") + (("tokens",) if tokens else ())
+    names = MODEL_ARRAYS + ((TOKENS,) if tokens else ())
     rows = [store.read(k, names) for k in keys]
     out = {}
     for n in names:
-        steps = mcfg.n_flow if n.startswith("flow") else mcfg.n_frames
+        steps = mcfg.n_flow if n in FLOW_ARRAYS else mcfg.n_frames
         out[n] = torch.from_numpy(np.stack([resample(r[n], steps) for r in rows])) if rows else torch.zeros(0)
     return out
 
@@ -167,7 +112,7 @@ def read_features(store: FeatureStore, keys: list[str], mcfg: ModelConfig, token
 def batched_logits(model: FGMCLIP, tensors: dict[str, torch.Tensor], device: torch.device,
                    batch_size: int = 32) -> np.ndarray:
     """Eval-mode logits (N, C) over feature tensors (N, ...), cast to float32 as FeatureSet.batch does."""
-    n = len(tensors["clip"])
+    n = len(tensors[CLIP])
     out = [torch.zeros(0, model.cfg.n_classes)]
     for i in range(0, n, batch_size):
         batch = {k: v[i : i + batch_size].float().to(device) for k, v in tensors.items()}
@@ -203,7 +148,7 @@ def predict_videos(checkpoint: Path, videos: list[Path], options: PredictOptions
 
     Raises PredictError when the checkpoint is unusable or its CLIP weights cannot be rebuilt identically.
     """
-    from extract.clip_model import load_clip, pick_device
+    from extract.clip_model import load_clip
     from extract.flow import resolve_backend
 
     ckpt = load_checkpoint(Path(checkpoint))
@@ -220,9 +165,9 @@ def predict_videos(checkpoint: Path, videos: list[Path], options: PredictOptions
     # Checked before any video is decoded: a mismatch fails in seconds, not after a long extraction.
     clip = load_clip(config.clip_model, config.pretrained, config.random_seed, device="cpu")
     check_clip_identity(expected, clip.identity, "rebuilt now")
-    model = rebuild_model(ckpt, clip if _needs_clip(ckpt["model"]) else None)
+    model = rebuild_model(ckpt, clip if needs_clip(ckpt["model"]) else None)
     del clip  # the parts hold their own copies; the extractor loads its own towers
-    device = torch.device(pick_device(options.device))
+    device = torch.device(resolve_device(options.device))
     model.to(device)
     if not ckpt.get("done", True):
         console.print(f"[yellow]training had not finished: epoch {ckpt.get('epoch')} of "

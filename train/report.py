@@ -8,9 +8,9 @@ import numpy as np
 from rich.table import Table
 
 from fgm_common.console import console
+from train.metrics import METRICS
 from train.tables import STREAMS, cost_markdown, pm, provenance_line, quality_markdown, stream_accuracy, write_tables
 
-METRICS = ("accuracy", "recall", "f1", "auc")
 
 
 def _pm(res: dict, key: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fgm_common.store import CLIP
 from train.motion import TemporalTransformer
 
 
@@ -27,7 +28,7 @@ class FrameTransformerStream(nn.Module):
         self.encoder = TemporalTransformer(dim, max_len, dropout)
 
     def forward(self, batch: dict) -> torch.Tensor:
-        return self.encoder(self.inp(batch["clip"]))  # (B, T, Dm)
+        return self.encoder(self.inp(batch[CLIP]))  # (B, T, Dm)
 
 
 class MotionOnlyFusion(nn.Module):

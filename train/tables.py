@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-METRICS = ("accuracy", "recall", "f1", "auc")
+from fgm_common.config import is_random_weights
+from train.metrics import METRICS
+
 METRIC_TITLES = {"accuracy": "accuracy", "recall": "recall", "f1": "F1", "auc": "AUC"}
 
 
@@ -43,7 +45,7 @@ def _backbone_weights(summary: dict) -> dict[str, str]:
     for b in sorted(used):
         ident = summary.get("backbone_identity", {}).get(b, {})
         weights = ident.get("weights", configured)
-        random = ident.get("random_weights", str(weights).lower() in ("none", "random"))
+        random = ident.get("random_weights", is_random_weights(weights))
         out[b] = "random" if random else f"pretrained {weights}"
     return out
 

@@ -13,13 +13,13 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 
+from fgm_common.options import resolve_device
+from train.checkpoint import classifier_inputs, load_checkpoint, save_checkpoint
 from train.data import FeatureSet
 from train.losses import PriorState, compute_losses
 from train.model import FGMCLIP, ModelConfig, build_model
 from train.splits import Fold
 from train.variants import Variant
-
-CHECKPOINT_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -52,10 +52,6 @@ def model_config(fs: FeatureSet, cfg: TrainConfig, variant: Variant) -> ModelCon
                        **variant.model)
 
 
-def _device(name: str) -> torch.device:
-    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
-
-
 @dataclass
 class FoldRun:
     """A trained model for one fold and what it took."""
@@ -77,7 +73,7 @@ class Trainer:
         # Zero-shot protocol: the loss only ever sees the training classes' logits.
         self.class_mask = None if train_classes is None else torch.isin(
             torch.arange(len(fs.classes)), torch.as_tensor(train_classes))
-        self.device = _device(cfg.device)
+        self.device = torch.device(resolve_device(cfg.device))
         self.model = model.to(self.device)
         self.state = PriorState.from_config(model.cfg).to(self.device)
         params = [p for p in model.parameters() if p.requires_grad]
@@ -96,33 +92,30 @@ class Trainer:
 
     # ---- checkpointing ---------------------------------------------------------------------
     def save(self, done: bool = False) -> None:
-        """Atomic write: a kill during save leaves the previous checkpoint intact."""
+        """Atomic write (train.checkpoint): a kill during save leaves the previous checkpoint intact."""
         ckpt = {
-            "format": CHECKPOINT_FORMAT, "done": done, "epoch": self.epoch,
+            "done": done, "epoch": self.epoch,
             "model_config": self.model.cfg.to_dict(), "train_config": self.cfg.to_dict(),
             "fold": {"name": self.fold.name, "train": self.fold.train.tolist(), "val": self.fold.val.tolist()},
-            "model": self.model.state_dict(), "prior": self.state.state_dict(),
+            "model": self.model.checkpoint_state(), "prior": self.state.state_dict(),
             "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "shuffle": self.gen.get_state()},
             "history": json.loads(json.dumps(self.history)), "train_seconds": self.train_seconds,
             "h_bank": self.h_bank, "h_seen": self.h_seen,
             **self.extra,
         }
-        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.checkpoint.with_suffix(".tmp")
-        torch.save(ckpt, tmp)
-        tmp.replace(self.checkpoint)
+        save_checkpoint(ckpt, self.checkpoint)
 
     def load(self) -> bool:
         """Restore everything from the checkpoint if one exists; True when it says training finished."""
         if not self.checkpoint.exists():
             return False
-        ckpt = torch.load(self.checkpoint, map_location=self.device, weights_only=True)
+        ckpt = load_checkpoint(self.checkpoint, self.device, required=("model_config", "train_config", "fold", "model"))
         if ckpt["train_config"] != self.cfg.to_dict() or ckpt["model_config"] != self.model.cfg.to_dict():
             raise ValueError(f"{self.checkpoint} was made with other settings; use a new --out or drop --resume")
         if ckpt["fold"]["train"] != self.fold.train.tolist():
             raise ValueError(f"{self.checkpoint} was trained on another split of the data")
-        self.model.load_state_dict(ckpt["model"])
+        self.model.load_checkpoint_state(ckpt["model"])
         self.state.load_state_dict(ckpt["prior"])
         self.opt.load_state_dict(ckpt["optimizer"])
         self.sched.load_state_dict(ckpt["scheduler"])
@@ -222,10 +215,5 @@ def new_model(fs: FeatureSet, cfg: TrainConfig, variant: Variant, clip_parts=Non
     torch.manual_seed(cfg.seed)
     mcfg = model_config(fs, cfg, variant)
     tail, prompt = clip_parts(variant, mcfg) if clip_parts else (None, None)
-    inputs = None
-    if mcfg.classifier == "token_interaction":
-        if clip_parts is None:
-            raise ValueError("the token_interaction classifier needs the store's CLIP text tower (clip_parts)")
-        inputs = clip_parts.interaction_inputs()
     return build_model(mcfg, fs.class_text, fs.scene_text, token_tail=tail, prompt_learner=prompt,
-                       classifier_inputs=inputs)
+                       classifier_inputs=classifier_inputs(mcfg.classifier, clip_parts))

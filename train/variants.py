@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from fgm_common.store import CLIP
 from train.model import PAPER_FUSION  # single-stream baselines have one head: a stream head would repeat it
 
 
@@ -30,8 +31,8 @@ class Variant:
     @property
     def extra_arrays(self) -> tuple[str, ...]:
         """Store arrays beyond clip/flow/tokens that this variant reads, e.g. ("resnet50",)."""
-        key = self.model.get("visual_key", "clip")
-        return () if key == "clip" else (key,)
+        key = self.model.get("visual_key", CLIP)
+        return () if key == CLIP else (key,)
 
 
 VARIANTS: dict[str, Callable[[], Variant]] = {}

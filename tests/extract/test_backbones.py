@@ -151,7 +151,7 @@ def test_rerun_decodes_nothing_and_new_videos_get_the_stores_backbones(grown, vi
         raise AssertionError("a rerun over an up-to-date store opened a video")
 
     with monkeypatch.context() as m:
-        m.setattr("extract.pipeline.open_source", no_decoding)
+        m.setattr("extract.produce.open_source", no_decoding)
         for extra in (NONE, ()):  # with the backbone, and without it (the store's are used)
             result = run_extract_cli(videos, url, *extra, frames=FRAMES)
             assert result.exit_code == 0, result.output

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from extract.clip_model import ClipWeightsError, last_vision_block, load_clip, pick_device, state_sha256
+from extract.clip_model import ClipWeightsError, last_vision_block, load_clip, state_sha256
+from fgm_common.options import resolve_device
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TINY = "fgm-tiny-vit"
@@ -125,7 +126,7 @@ def test_local_checkpoint_loads_the_same_weights(tiny, frames, tmp_path):
 
 
 def test_devices_and_non_vit_towers():
-    assert pick_device("cpu") == "cpu"
-    assert pick_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ValueError, match="--tokens needs a ViT"):
         last_vision_block(types.SimpleNamespace(visual=object()))

@@ -144,7 +144,7 @@ def test_stored_features_equal_direct_computation(base, tiny_clip):
     """Known answer: decode the sampled frames here and run the same CLIP and flow; the store must agree."""
     store = FeatureStore.open(base.url)
     cfg = store.config
-    flow = FlowComputer(FlowParams(cfg.flow_backend, cfg.flow_compute_size, cfg.flow_grid, cfg.flow_hist_bins))
+    flow = FlowComputer(FlowParams.of(cfg))
     for entry in store.entries()[::3]:
         frames = decoded_frames(entry.meta["path"], FRAMES)
         a = store.read(entry)
@@ -163,7 +163,7 @@ def test_rerun_same_config_decodes_nothing(base, run_extract_cli, monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError("a rerun over an up-to-date store opened a video")
 
-    monkeypatch.setattr("extract.pipeline.open_source", no_decoding)
+    monkeypatch.setattr("extract.produce.open_source", no_decoding)
     result = run_extract_cli(base.videos, base.url, "--batch-size", "4")
     assert result.exit_code == 0, result.output
     assert "0 decoded" in flat(result.output)
@@ -302,7 +302,7 @@ def test_a_bug_in_the_producer_is_raised_not_swallowed(tiny_videos, tmp_path, ru
     def broken_hash(path):
         raise KeyError("simulated bug")  # not a bad-video error: must not end the run quietly
 
-    monkeypatch.setattr("extract.pipeline.content_sha256", broken_hash)
+    monkeypatch.setattr("extract.produce.content_sha256", broken_hash)
     url = str(tmp_path / "store.zarr")
     with pytest.raises(KeyError, match="simulated bug"):
         run_extract_cli(tiny_videos, url)

@@ -40,6 +40,22 @@ def test_existing_dask_scheduler(tiny_videos, tmp_path, run_extract_cli):
         assert len(FeatureStore.open(url).entries()) == 6
 
 
+def test_dask_workers_get_the_batch_size(tiny_videos, tmp_path, run_extract_cli):
+    """--batch-size reaches the workers' extractors (stored bits depend on it), not only the local one."""
+    from dask.distributed import LocalCluster
+
+    from extract import dask_task
+
+    dask_task._WORKER_EXTRACTORS.clear()
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        url = str(tmp_path / "s.zarr")
+        result = run_extract_cli(tiny_videos, url, "--scheduler", cluster.scheduler_address, "--batch-size", "3")
+        assert result.exit_code == 0, result.output
+        [worker_extractor] = dask_task._WORKER_EXTRACTORS.values()  # in-process worker: its extractor is here
+        assert worker_extractor.batch_size == 3
+    dask_task._WORKER_EXTRACTORS.clear()
+
+
 # ---- the writer thread and helper-thread priority ---------------------------------------------------
 def _extractor(tiny_videos, url, decode_threads=1):
     from extract.inputs import discover
@@ -150,17 +166,17 @@ def test_opencv_leaves_the_cores_to_cpu_clip(tiny_videos, tmp_path):
 def _frame(value: float):
     import torch
 
-    from extract.pipeline import _Frame
+    from extract.batching import Frame
 
-    return _Frame(torch.full((3, 2, 2), value), {"resnet50": torch.full((3, 1, 1), value)})
+    return Frame(torch.full((3, 2, 2), value), {"resnet50": torch.full((3, 1, 1), value)})
 
 
 def _pack(batch_size, script):
-    """Run _Packer over ("frame", key, value) / ("end", key, msg) steps; return what it sent."""
-    from extract.pipeline import _Packer
+    """Run Packer over ("frame", key, value) / ("end", key, msg) steps; return what it sent."""
+    from extract.batching import Packer
 
     sent = []
-    packer = _Packer(batch_size, lambda msg: sent.append(msg) or True)
+    packer = Packer(batch_size, lambda msg: sent.append(msg) or True)
     for step, key, arg in script:
         if step == "frame":
             packer.add(key, _frame(arg))
@@ -172,18 +188,18 @@ def _pack(batch_size, script):
 
 def _ends(kind, key):
     from extract.inputs import VideoItem
-    from extract.pipeline import _Done, _Failed
+    from extract.batching import Done, Failed
 
     item = VideoItem(key, f"/{key}.mp4")
-    return _Done(item, {}, {}, 0.0) if kind == "done" else _Failed(item, "unreadable", "x", {}, 0.0)
+    return Done(item, {}, {}, 0.0) if kind == "done" else Failed(item, "unreadable", "x", {}, 0.0)
 
 
 def _describe(sent):
-    from extract.pipeline import _Chunk
+    from extract.batching import Chunk
 
     out = []
     for msg in sent:
-        if isinstance(msg, _Chunk):
+        if isinstance(msg, Chunk):
             assert msg.pixels.shape[0] == msg.extra["resnet50"].shape[0] == sum(n for _, n in msg.owners)
             out.append(("chunk", msg.owners, msg.pixels[:, 0, 0, 0].tolist()))
         else:
@@ -196,9 +212,9 @@ def test_packer_fills_batches_across_videos_and_ends_each_video_after_its_last_b
     b = [("frame", "b", v) for v in (4, 5, 6)] + [("end", "b", _ends("done", "b"))]
     assert _describe(_pack(4, a + b)) == [
         ("chunk", [("a", 3), ("b", 1)], [1, 2, 3, 4]),
-        ("_Done", "a"),  # a's last frame went out in the batch above
+        ("Done", "a"),  # a's last frame went out in the batch above
         ("chunk", [("b", 2)], [5, 6]),  # the short last batch, sent by the final flush
-        ("_Done", "b"),
+        ("Done", "b"),
     ]
 
 
@@ -208,16 +224,16 @@ def test_packer_drops_a_failed_videos_waiting_frames_and_sends_the_failure_befor
               + [("frame", "c", 8), ("end", "c", _ends("done", "c"))])
     assert _describe(_pack(4, script)) == [
         ("chunk", [("a", 2), ("b", 2)], [1, 2, 3, 4]),
-        ("_Done", "a"),
-        ("_Failed", "b"),  # b's frames 5-7 were still waiting: dropped, and nothing of c was sent before
+        ("Done", "a"),
+        ("Failed", "b"),  # b's frames 5-7 were still waiting: dropped, and nothing of c was sent before
         ("chunk", [("c", 1)], [8]),
-        ("_Done", "c"),
+        ("Done", "c"),
     ]
 
 
 def test_an_end_with_no_waiting_frames_goes_out_at_once():
     script = [("frame", "a", v) for v in (1, 2)] + [("end", "a", _ends("done", "a"))]
-    assert _describe(_pack(2, script)) == [("chunk", [("a", 2)], [1, 2]), ("_Done", "a")]
+    assert _describe(_pack(2, script)) == [("chunk", [("a", 2)], [1, 2]), ("Done", "a")]
 
 
 def test_extraction_runs_full_batches_across_short_videos(tiny_videos, tmp_path, monkeypatch):
@@ -268,18 +284,18 @@ def test_decode_threads_give_the_same_store_as_one(tiny_videos_copy, tmp_path, r
 
 
 def test_a_bug_in_a_decode_thread_is_raised_and_every_thread_ends(tiny_videos, tmp_path, monkeypatch):
-    from extract import pipeline
+    from extract import produce
 
     url = str(tmp_path / "s.zarr")
     extractor, items = _extractor(tiny_videos, url, decode_threads=2)
-    real_hash = pipeline.content_sha256
+    real_hash = produce.content_sha256
 
     def hash_with_a_bug(path):
         if str(path) == str(items[3].path):
             raise KeyError("simulated bug")
         return real_hash(path)
 
-    monkeypatch.setattr(pipeline, "content_sha256", hash_with_a_bug)
+    monkeypatch.setattr(produce, "content_sha256", hash_with_a_bug)
     reported = []
     with pytest.raises(KeyError, match="simulated bug"):
         extractor.run(items, reported.append)
@@ -289,7 +305,9 @@ def test_a_bug_in_a_decode_thread_is_raised_and_every_thread_ends(tiny_videos, t
     assert not _producer_threads()
 
 
-def test_stopping_early_ends_every_decode_thread(tiny_videos, tmp_path):
+def test_stopping_early_ends_every_decode_thread(tiny_videos, tmp_path, monkeypatch):
+    from extract import pipeline
+
     url = str(tmp_path / "s.zarr")
     extractor, items = _extractor(tiny_videos, url, decode_threads=3)
 
@@ -299,13 +317,13 @@ def test_stopping_early_ends_every_decode_thread(tiny_videos, tmp_path):
     import threading
 
     decoded_by = []
-    real_produce = extractor._produce
+    real_produce = pipeline.produce
 
-    def produce(item, flow=None):
+    def produce(*args, **kwargs):
         decoded_by.append(threading.current_thread().name)
-        return real_produce(item, flow)
+        return real_produce(*args, **kwargs)
 
-    extractor._produce = produce
+    monkeypatch.setattr(pipeline, "produce", produce)
 
     def on_result(res):
         raise Stop(res.key)

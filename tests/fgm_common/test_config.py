@@ -67,12 +67,27 @@ def test_digest_is_stable_and_order_free():
     assert ExtractConfig().digest() == ExtractConfig().digest() != CUSTOM.digest()
 
 
-@pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(ExtractConfig)])
-def test_digest_and_diff_follow_every_field(name):
-    other = dataclasses.replace(CUSTOM, **{name: _changed(CUSTOM, name)})
-    assert other.digest() != CUSTOM.digest()
-    assert list(CUSTOM.diff(other)) == [name]
-    assert CUSTOM.diff(CUSTOM) == {}
+UNIFORM = dataclasses.replace(CUSTOM, sampling="uniform", num_frames=8, fps=0.0)
+UNUSED = {"fps": "num_frames", "uniform": "fps"}  # the setting each sampling mode has no use for
+
+
+@pytest.mark.parametrize("base,name", [pytest.param(base, f.name, id=f"{base.sampling}-{f.name}")
+                                       for base in (CUSTOM, UNIFORM) for f in dataclasses.fields(ExtractConfig)
+                                       if f.name != UNUSED[base.sampling]])  # that one: the test below
+def test_digest_and_diff_follow_every_field(base, name):
+    other = dataclasses.replace(base, **{name: _changed(base, name)})
+    assert other.digest() != base.digest()
+    assert list(base.diff(other)) == [name]
+    assert base.diff(base) == {}
+
+
+@pytest.mark.parametrize("base", [CUSTOM, UNIFORM], ids=["fps", "uniform"])
+def test_unused_sampling_setting_is_ignored(base):
+    """`--fps 5 --frames 8` names the same store as `--fps 5`: the frame count is not what fps mode samples."""
+    name = UNUSED[base.sampling]
+    other = dataclasses.replace(base, **{name: _changed(base, name)})
+    assert other == base and other.digest() == base.digest() and base.diff(other) == {}
+    assert getattr(base, name) == 0  # one canonical value, also for configs read from older stores
 
 
 def test_valid_configs_pass():

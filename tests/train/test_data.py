@@ -206,3 +206,29 @@ def test_real_clips_ud810(shared_data, tmp_path, run_extract_cli):
     assert np.bincount(fs.labels).tolist() == [9, 9, 9]
     assert fs.dims["n_frames"] == 8 and fs.dims["n_flow"] == 7
     assert torch.isfinite(fs.tensors["flow"]).all() and fs.tensors["flow"].abs().sum() > 0
+
+
+# ---- T of an fps-sampled store ------------------------------------------------------------------
+def test_frame_steps_known_answers():
+    from train.data import frame_steps
+
+    assert frame_steps("fps", [10, 30, 12], 0, None)[0] == 12  # the median of the entries' counts
+    assert frame_steps("fps", [10, 30, 12], 0, 7) == (7, "as asked (--frames)")
+    assert frame_steps("uniform", [6, 6], 6, None) == (6, "as stored")
+    with pytest.raises(ValueError, match="--frames"):
+        frame_steps("fps", [0, 0], 0, None)
+
+
+def test_fps_sampled_store_trains_at_its_median_frame_count(tiny_videos, tmp_path, run_extract_cli):
+    """Not a hidden constant: the T loaded follows the entries (and --frames at extraction changes nothing)."""
+    url = str(tmp_path / "fps.zarr")
+    res = run_extract_cli(tiny_videos, url, "--fps", "12", "--frames", "5")
+    assert res.exit_code == 0, res.output
+    store = FeatureStore.open(url)
+    counts = sorted(e.meta["num_frames"] for e in store.entries())
+    assert store.config.sampling == "fps" and store.config.num_frames == 0
+    fs = load_features(store, get_dataset("folder"))
+    assert fs.dims["n_frames"] == int(np.median(counts)) != 16
+    assert "median" in fs.steps_why and f"{counts[0]}-{counts[-1]}" in fs.steps_why
+    # the same store opens for a run that names a frame count: it means nothing in fps mode
+    assert run_extract_cli(tiny_videos, url, "--fps", "12").exit_code == 0

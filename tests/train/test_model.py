@@ -120,6 +120,33 @@ def test_frozen_clip_parts_get_no_gradient():
         model(make_batch())
 
 
+def test_checkpoint_state_leaves_out_only_the_frozen_clip_copies():
+    clip = CLIP(embed_dim=D, vision_cfg=CLIPVisionCfg(image_size=32, patch_size=16, width=32, layers=2, head_width=16),
+                text_cfg=CLIPTextCfg(context_length=8, vocab_size=64, width=32, heads=2, layers=1))
+    ids = torch.tensor([[62, 5 + c, 63, 0, 0, 0, 0, 0] for c in range(C)])
+
+    def build():
+        torch.manual_seed(0)
+        return build_model(make_cfg(), torch.randn(C, D), torch.randn(K, D),
+                           token_tail=TokenTailWithAdapters(clip, n_blocks=1, bottleneck=4),
+                           prompt_learner=TextPromptLearner(clip, n_ctx=2, token_ids=ids, class_of=torch.arange(C)))
+
+    model = build()
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    state = model.checkpoint_state()
+    assert frozen and model.frozen_clip_keys() == frozen and not frozen & set(state)
+    assert set(state) | frozen == set(model.state_dict())  # every trainable weight and buffer is kept
+    with torch.no_grad():
+        model.prompt_learner.ctx.add_(1.0)  # a trained weight, to see it travel
+    batch = make_batch() | {"tokens": torch.randn(B, T, 5, 32)}
+    again = build()
+    again.load_checkpoint_state(model.checkpoint_state())
+    assert torch.equal(model.eval()(batch)["logits"], again.eval()(batch)["logits"])
+    again.load_checkpoint_state(model.state_dict())  # a checkpoint that still carries the copies loads too
+    with pytest.raises(RuntimeError, match="missing"):
+        again.load_checkpoint_state({k: v for k, v in state.items() if k != "prompt_learner.ctx"})
+
+
 def flow_signal_data(n_per_class: int, n_classes: int, gen: torch.Generator) -> dict:
     """Visual features and histograms pure noise; each class is one mean flow direction."""
     label = torch.arange(n_classes).repeat(n_per_class)

@@ -15,8 +15,7 @@ from fgm_common.store import FeatureStore
 from train.clip_parts import ClipParts, load_store_clip
 from train.data import load_features
 from train.experiment import Experiment, run_experiment
-from train.model import ModelConfig, build_model
-from train.predict import PredictError, load_checkpoint, rebuild_model, top_k, video_items
+from train.predict import top_k, video_items
 from train.predict_cli import app
 from train.splits import SplitSpec
 from train.trainer import TrainConfig, new_model, predict_logits
@@ -75,7 +74,8 @@ def test_predict_matches_model_on_training_features(trained, tiny_videos, tmp_pa
     fs = load_features(store, get_dataset("folder"), tokens=True)
     parts = ClipParts(load_store_clip(store), fs.class_sentences, fs.classes, has_tokens=True)
     model = new_model(fs, TrainConfig(**ckpt["train_config"]), get_variant(ckpt["variant"]), parts)
-    model.load_state_dict(ckpt["model"])
+    assert not model.frozen_clip_keys() & set(keys)  # the frozen CLIP copies are rebuilt, never stored
+    model.load_checkpoint_state(ckpt["model"])
     want = predict_logits(model, fs, np.array([fs.keys.index(v) for v in videos]), torch.device("cpu"))
     got = np.array([v["logits"] for v in report["videos"]])
     assert not np.allclose(want[0], want[1], atol=1e-3)  # distinct videos give distinct logits
@@ -104,27 +104,6 @@ def test_clip_identity_mismatch_is_refused(trained, tiny_videos, tmp_path):
     assert res.exit_code == 2, res.output  # refused before extracting anything
     text = flat(res.output)
     assert "weights_sha256" in text and "differ from those the checkpoint was trained on" in text
-
-
-def test_not_a_checkpoint_is_a_clear_error(tmp_path):
-    path = tmp_path / "x.pt"
-    torch.save({"model": {}}, path)
-    with pytest.raises(PredictError, match="not an fgm-train checkpoint"):
-        load_checkpoint(path)
-    with pytest.raises(PredictError, match="no checkpoint"):
-        load_checkpoint(tmp_path / "absent.pt")
-
-
-def test_rebuild_without_clip_parts_matches_original():
-    torch.manual_seed(0)
-    cfg = ModelConfig(clip_dim=8, flow_grid=4, flow_hist_dim=6, n_classes=3, n_frames=5, n_flow=4, hidden=8, motion_dim=8)
-    class_text, scene_text = torch.randn(3, 8), torch.randn(4, 8)
-    model = build_model(cfg, class_text, scene_text).eval()
-    ckpt = {"model_config": cfg.to_dict(), "model": model.state_dict(), "class_text": class_text,
-            "scene_text": scene_text, "classes": ["a", "b", "c"], "class_sentences": {}}
-    batch = {"clip": torch.randn(2, 5, 8), "flow": torch.randn(2, 4, 2, 4, 4), "flow_hist": torch.randn(2, 4, 6)}
-    with torch.no_grad():
-        np.testing.assert_allclose(rebuild_model(ckpt)(batch)["logits"], model(batch)["logits"], atol=1e-6)
 
 
 def test_top_k_is_sorted_softmax():

@@ -109,7 +109,7 @@ def test_checkpoint_loads_safely_and_holds_both_configs(finished, fs, fold, part
     cfg = TrainConfig(**ckpt["train_config"])
     rebuilt = new_model(fs, cfg, get_variant("full"), parts)
     assert rebuilt.cfg == mcfg
-    rebuilt.load_state_dict(ckpt["model"])
+    rebuilt.load_checkpoint_state(ckpt["model"])
     cpu = torch.device("cpu")
     expected = predict_logits(run.model, fs, fold.val, cpu)
     assert expected.shape == (len(fold.val), len(fs.classes))

@@ -15,7 +15,8 @@ from typing import Annotated
 
 import typer
 
-from fgm_common.console import console
+from fgm_common.config import is_random_weights
+from fgm_common.console import console, progress_bar
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -54,33 +55,31 @@ def demo(
         raise typer.BadParameter(str(err), param_hint="--task") from err
     write_dataset(videos, synth)
     console.rule("2/3 fgm-extract: CLIP + optical flow into a zarr store")
-    if pretrained.lower() not in ("none", "random"):
+    if not is_random_weights(pretrained):
         console.print(f"trying pretrained CLIP weights {clip_model}/{pretrained} (set HF_HUB_OFFLINE=1 to fail fast offline)")
         if not _weights_available(clip_model, pretrained):
             pretrained = "none"
-    if pretrained == "none":
+    if is_random_weights(pretrained):
         console.print("[bold yellow]NO PRETRAINED CLIP WEIGHTS: continuing with RANDOM weights. The figures below "
                       "measure the motion stream and the training pipeline, not pretrained CLIP.[/bold yellow]")
-    from extract.cli import extract
-    from train.cli import train
+    from extract.api import extract, make_config
+    from train.experiment import Experiment, run_experiment
+    from train.trainer import TrainConfig
 
     # No --tokens: adapters over cached tokens cost ~20x the rest of a training step on a CPU; the
     # demo's full model adapts the frame embeddings instead (fgm-extract --tokens turns them on).
-    _call(extract, videos=videos, out=str(cache), clip_model=clip_model, pretrained=pretrained)
+    bar = progress_bar(quiet=False)
+    with bar:
+        task = bar.add_task("extract", total=len(synth.classes) * synth.videos_per_class, rate="")
+        summary = extract(videos, str(cache), make_config(clip_model=clip_model, pretrained=pretrained),
+                          on_result=lambda _res: bar.update(task, advance=1))
+    console.print(f"{summary.extracted} videos extracted, {summary.skipped} already in the store, "
+                  f"{len(summary.failed)} failed, in {summary.seconds:.0f} s")
+    if summary.failed:
+        raise typer.Exit(1)
     console.rule("3/3 fgm-train: the variants over the same store (no video decoded)")
-    _call(train, store=str(cache), dataset="folder", out=run, variants=variants, seeds=seeds, epochs=epochs)
+    seed_list = tuple(int(s) for s in seeds.split(","))
+    run_experiment(Experiment(store=str(cache), dataset="folder", out=run, seeds=seed_list,
+                              variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
+                              train=TrainConfig(epochs=epochs, seed=seed_list[0])))
     console.print(f"report: {run / 'report.md'}")
-
-
-def _call(command, **kwargs) -> None:
-    """Run a typer command function with its declared defaults for the options not given."""
-    import inspect
-
-    params = inspect.signature(command).parameters
-    args = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
-    args.update(kwargs)
-    try:
-        command(**args)
-    except typer.Exit as e:
-        if e.exit_code:
-            raise

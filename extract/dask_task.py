@@ -1,0 +1,28 @@
+"""The dask task: a chunk of videos extracted on a worker, with one Extractor per worker process."""
+
+from __future__ import annotations
+
+from extract.batching import Result
+from extract.inputs import VideoItem
+from extract.pipeline import Extractor, extractor_for
+from extract.runner import RunOptions
+from fgm_common.config import ExtractConfig
+
+# Loading the towers costs seconds: a worker keeps its Extractor across tasks of the same run.
+_WORKER_EXTRACTORS: dict[tuple, Extractor] = {}
+
+
+def extract_chunk(items: list[VideoItem], config: dict, store_url: str, options: RunOptions,
+                  run_id: str) -> list[Result]:
+    """Run on a dask worker: extract a chunk of videos, loading the towers once per process.
+
+    The whole RunOptions travels, so a worker runs with every option of the driver's command line.
+    """
+    cfg = ExtractConfig.from_dict(config)
+    key = (cfg.digest(), store_url, options)
+    if key not in _WORKER_EXTRACTORS:
+        _WORKER_EXTRACTORS.clear()
+        _WORKER_EXTRACTORS[key] = extractor_for(cfg, store_url, options)
+    extractor = _WORKER_EXTRACTORS[key]
+    extractor.run_id = run_id
+    return extractor.run(items)

@@ -1,0 +1,92 @@
+"""One video -> its messages: hash, probe, sample frames, compute flow pairs, preprocess for every tower.
+
+No threads here (extract/threads.py runs this in decode threads). A bad video ends in one Failed
+message, never an exception: only a bug propagates.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from extract.batching import Done, Failed, Frame
+from extract.fingerprint import content_sha256, stat_fingerprint
+from extract.flow import FlowComputer
+from extract.inputs import VideoItem
+from extract.video import VideoError, fps_indices, open_source, uniform_indices
+from fgm_common.config import ExtractConfig
+from fgm_common.store import FLOW, FLOW_HIST, FLOW_TS, FRAME_INDEX, TIMESTAMPS
+
+# Exceptions a bad video can raise anywhere in decoding or flow; anything else is a bug and propagates.
+VIDEO_FAILURES = (VideoError, cv2.error, OSError, ValueError, RuntimeError)
+
+
+def sample_indices(config: ExtractConfig, n_frames: int, fps: float) -> np.ndarray:
+    """The native frame indices the config samples from a video of n_frames at fps -> (T,) int64."""
+    if config.sampling == "fps":
+        return fps_indices(n_frames, fps, config.fps)
+    return uniform_indices(n_frames, config.num_frames)
+
+
+def produce(item: VideoItem, config: ExtractConfig, flow: FlowComputer, preprocess: Callable,
+            backbones: dict, run_id: str) -> Iterator[object]:
+    """One video -> a Frame per sampled frame, then Done, or Failed as soon as anything fails.
+
+    `preprocess` is CLIP's (a list of RGB frames -> (n, 3, S, S)); each backbone brings its own
+    `preprocess_frame`. The frames are decoded once for all of them.
+    """
+    started = time.perf_counter()
+    fingerprint: dict = {}
+    try:
+        size, mtime = stat_fingerprint(item.path)
+        fingerprint = {"size": size, "mtime_ns": mtime}
+        if size == 0:
+            raise VideoError("empty-file", f"{item.path} is empty (0 bytes)")
+        fingerprint["sha256"] = content_sha256(item.path)
+        source = open_source(item.path, start_ms=item.start_ms, end_ms=item.end_ms)
+        info = source.probe()
+        indices = sample_indices(config, info.n_frames, info.fps)
+        native = config.flow_pairs == "native"
+        flows, hists, flow_ts, stamps = [], [], [], []
+        prev = None
+        for frame in source.iter_frames(indices, with_next=native):
+            stamps.append(frame.timestamp_ms)
+            if native:
+                nxt = frame.next_rgb if frame.next_rgb is not None else frame.rgb
+                field_, hist = flow(frame.rgb, nxt)
+                flows.append(field_), hists.append(hist)
+                flow_ts.append((frame.timestamp_ms, frame.timestamp_ms + 1000.0 / info.fps))
+            elif prev is not None:
+                field_, hist = flow(prev[0], frame.rgb)
+                flows.append(field_), hists.append(hist)
+                flow_ts.append((prev[1], frame.timestamp_ms))
+            prev = (frame.rgb, frame.timestamp_ms)
+            yield Frame(preprocess([frame.rgb])[0],  # (3, S, S)
+                        {name: net.preprocess_frame(frame.rgb) for name, net in backbones.items()})
+        if len(stamps) != len(indices):
+            raise VideoError("unreadable", f"{item.path}: decoded {len(stamps)} of {len(indices)} sampled frames")
+        if not flows:  # a single sampled frame has no pair: one zero field keeps shapes uniform
+            zero = flow(prev[0], prev[0])
+            flows, hists, flow_ts = [zero[0]], [zero[1]], [(prev[1], prev[1])]
+        arrays = {
+            TIMESTAMPS: np.asarray(stamps),
+            FRAME_INDEX: np.asarray(indices),
+            FLOW: np.stack(flows),  # (Tf, 2, G, G)
+            FLOW_HIST: np.stack(hists),  # (Tf, 2*bins)
+            FLOW_TS: np.asarray(flow_ts),  # (Tf, 2)
+        }
+        meta = {
+            "label": item.label, "group": item.group, "view": item.view, "split": item.split,
+            "path": str(item.path), "start_ms": item.start_ms, "end_ms": item.end_ms,
+            **fingerprint, "native_frames": info.n_frames, "fps": info.fps, "fps_known": info.fps_known,
+            "width": info.width, "height": info.height, "duration_ms": info.duration_ms,
+            "num_frames": len(indices), "num_flow": len(flows),
+            "short_video": bool(info.n_frames < len(indices)), "run_id": run_id,
+        }
+        yield Done(item, arrays, meta, started)
+    except VIDEO_FAILURES as e:
+        reason = e.reason if isinstance(e, VideoError) else type(e).__name__
+        yield Failed(item, reason, str(e), fingerprint, started)
