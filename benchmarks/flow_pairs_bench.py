@@ -43,9 +43,9 @@ def main() -> None:
     from rich.table import Table
 
     from extract.synth import SynthConfig, write_dataset
-    from train.experiment import Experiment, run_experiment
-    from train.splits import SplitSpec
-    from train.trainer import TrainConfig
+    from train.experiments.experiment import Experiment, run_experiment
+    from train.fitting.splits import SplitSpec
+    from train.fitting.config import TrainConfig
 
     seeds = tuple(int(s) for s in args.seeds.split(","))
     rows = {}

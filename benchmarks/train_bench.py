@@ -85,9 +85,10 @@ def _timed(obj, name: str, totals: dict) -> None:
 
 def fit_variant(fs, name: str, epochs: int, out: Path) -> dict:
     """Trainer.fit on every entry for `epochs`: videos/s, data-wait share, k-means and save shares."""
-    from train.splits import Fold
-    from train.trainer import TrainConfig, Trainer, new_model
-    from train.variants import get_variant
+    from train.fitting.splits import Fold
+    from train.fitting.config import TrainConfig
+    from train.fitting.trainer import Trainer, new_model
+    from train.experiments.variants import get_variant
 
     cfg = TrainConfig(variant=name, epochs=epochs, batch_size=32, device="auto")
     model = new_model(fs, cfg, get_variant(name))  # no CLIP parts: see the module docstring
@@ -116,8 +117,8 @@ def main() -> None:
 
     from fgm_common.datasets import get_dataset
     from fgm_common.store import FeatureStore
-    from train.align import dtw_weights
-    from train.data import load_features
+    from train.parts.align import dtw_weights
+    from train.fitting.data import load_features
 
     console = Console()
     dtw_weights(torch.randn(1, 4, 8), torch.randn(1, 3, 8))  # numba compiles tslearn's DTW once (~7 s), untimed

@@ -18,7 +18,7 @@ from fgm_common.config import ExtractConfig
 from fgm_common.texts import load_descriptions
 
 
-def make_config(frames: int = 16, fps: float = 0.0, flow: str = "auto", backbone_weights: str | None = None,
+def make_config(frames: int = ExtractConfig.num_frames, fps: float = ExtractConfig.fps, flow: str = "auto", backbone_weights: str | None = None,
                 **settings) -> ExtractConfig:
     """A validated ExtractConfig; `settings` are its other fields (clip_model, pretrained, backbones, ...).
 

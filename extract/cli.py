@@ -9,6 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from extract.flow import FLOW_BACKENDS
+from extract.runner import RunOptions
+from fgm_common.config import ExtractConfig
 from fgm_common.console import console, progress_bar
 from fgm_common.options import Device, Quiet, StoreArg
 
@@ -36,14 +39,14 @@ def extract(
     videos: Annotated[Path, typer.Argument(help="A folder of videos (label = parent folder), a frame-folder tree, "
                                                  "or a manifest: 'path label' lines or CSV with path,label[,group][,view][,split][,start_ms,end_ms].")],
     out: Annotated[str, typer.Option(help="Feature store to create or complete (folder or fsspec URL).")] = "cache",
-    frames: Annotated[int, typer.Option(help="Frames sampled per video, uniformly over its length (TSN segments).")] = 16,
+    frames: Annotated[int, typer.Option(help="Frames sampled per video, uniformly over its length (TSN segments).")] = ExtractConfig.num_frames,
     fps: Annotated[float, typer.Option(help="Sample at this rate instead of a fixed count (0 = use --frames).")] = 0.0,
     clip_model: Annotated[str, typer.Option(help="open_clip model name, e.g. ViT-B-32, ViT-L-14, RN50; "
-                                                  "fgm-tiny-vit for tests.")] = "ViT-B-32",
+                                                  "fgm-tiny-vit for tests.")] = ExtractConfig.clip_model,
     pretrained: Annotated[str, typer.Option(help="Weights: an open_clip tag (openai, laion2b_s34b_b79k), a local "
-                                                  "checkpoint path, or 'none' for random weights.")] = "openai",
+                                                  "checkpoint path, or 'none' for random weights.")] = ExtractConfig.pretrained,
     clip_cache_dir: Annotated[Optional[str], typer.Option(help="Where open_clip looks for / stores downloaded weights.")] = None,
-    random_seed: Annotated[int, typer.Option(help="Seed of random weights with --pretrained none.")] = 0,
+    random_seed: Annotated[int, typer.Option(help="Seed of random weights with --pretrained none.")] = ExtractConfig.random_seed,
     tokens: Annotated[bool, typer.Option(help="Also store the patch tokens entering the last CLIP block "
                                                "(needed for adapter fine-tuning in fgm-train).")] = False,
     backbone: Annotated[Optional[list[str]], typer.Option(help="Also store per-frame features of this frozen "
@@ -55,13 +58,13 @@ def extract(
                                                                  "$TORCH_HOME/hub/checkpoints), a local state_dict "
                                                                  ".pth, or 'none' for random weights (seeded by "
                                                                  "--random-seed).")] = None,
-    flow: Annotated[str, typer.Option(help="Optical flow backend: auto (CUDA when OpenCV has it, else dis), dis, "
-                                            "dis-medium, farneback, tvl1, cuda-farneback, cuda-brox, cuda-tvl1, cuda-nvof.")] = "auto",
+    flow: Annotated[str, typer.Option(help="Optical flow backend: auto (CUDA when OpenCV has it, else dis), "
+                                            + ", ".join(FLOW_BACKENDS) + ".")] = "auto",
     flow_pairs: Annotated[str, typer.Option(help="'native': flow between each sampled frame and the next native "
                                                   "frame (default: sees fine and fast motion); 'sampled': between "
-                                                  "consecutive sampled frames.")] = "native",
-    flow_size: Annotated[int, typer.Option(help="Short side (px) frames are resized to before flow.")] = 128,
-    flow_grid: Annotated[int, typer.Option(help="Stored flow fields are GRID x GRID (float16).")] = 56,
+                                                  "consecutive sampled frames.")] = ExtractConfig.flow_pairs,
+    flow_size: Annotated[int, typer.Option(help="Short side (px) frames are resized to before flow.")] = ExtractConfig.flow_compute_size,
+    flow_grid: Annotated[int, typer.Option(help="Stored flow fields are GRID x GRID (float16).")] = ExtractConfig.flow_grid,
     template: Annotated[Optional[list[str]], typer.Option(help="Text template with {label}; repeat for several.")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="Label entries with a dataset adapter (kth, ucf-sports, ...; see "
                                                        "docs/datasets.md) and encode its class descriptions.")] = None,
@@ -69,13 +72,13 @@ def extract(
                                                            "(FineGym split lists and categories, i3DPost codes).")] = None,
     descriptions: Annotated[Optional[Path], typer.Option(help="Per-class sentences: JSON {class: [...]} or 'class: "
                                                               "sentence' lines. Default: VIDEOS/descriptions.json if present.")] = None,
-    workers: Annotated[int, typer.Option(help="Local dask worker processes (1 = in this process).")] = 1,
+    workers: Annotated[int, typer.Option(help="Local dask worker processes (1 = in this process).")] = RunOptions.workers,
     scheduler: Annotated[Optional[str], typer.Option(help="Address of an existing dask.distributed scheduler.")] = None,
     device: Device = "auto",
-    batch_size: Annotated[int, typer.Option(help="Frames per CLIP batch.")] = 32,
+    batch_size: Annotated[int, typer.Option(help="Frames per CLIP batch.")] = RunOptions.batch_size,
     decode_threads: Annotated[int, typer.Option(min=0, help="Threads per process that decode, compute flow and "
                                                            "preprocess, each on its own videos. 0 = auto: 1 when CLIP "
-                                                           "runs on the CPU (torch uses every core), else up to 4.")] = 0,
+                                                           "runs on the CPU (torch uses every core), else up to 4.")] = RunOptions.decode_threads,
     retry_failed: Annotated[bool, typer.Option(help="Try again videos that failed in an earlier run.")] = False,
     verify_hash: Annotated[bool, typer.Option(help="Re-hash every source file instead of trusting size+mtime.")] = False,
     strict: Annotated[bool, typer.Option(help="Stop at the first video that fails (exit 1).")] = False,
@@ -90,7 +93,6 @@ def extract(
     from extract.api import make_config
     from extract.backbones import BackboneWeightsError
     from extract.clip_model import ClipWeightsError
-    from extract.runner import RunOptions
     from fgm_common.config import is_random_weights
     from fgm_common.store import StoreError
 

@@ -133,14 +133,11 @@ class _CudaNvof:
         return field
 
 
-# "dis" (DIS, Kroeger et al. 2016, PRESET_FAST) is the CPU default. At 224x224 on 2 cores FAST runs
-# 735 pairs/s, MEDIUM 171, Farneback 78, TV-L1 1.3 (platform-facts.md): FAST costs ~1.4 ms a pair,
-# ~2 % of ViT-B-32's ~60 ms per frame, so flow never bounds stage one even with a pair per frame.
-# MEDIUM (one pyramid level finer, denser patches, 4x the time) tracks small patches closer to the
-# truth: on the test scene (a 40 px textured square moved 3 px in a 128 px frame) it reports 2.9 px
-# where FAST reports 1.7-2.0; pick it when flow quality is worth more than time. ULTRAFAST
-# (1,940/s) drops the variational refinement, leaving a blocky patch-wise field, to save time CLIP
-# would not notice. TV-L1 is for comparisons.
+# "dis" (DIS, Kroeger et al. 2016, PRESET_FAST) is the CPU default: fast enough that flow never
+# bounds stage one beside a CLIP image tower, even with a pair per frame. MEDIUM (one pyramid level
+# finer, denser patches) tracks small patches closer to the truth; pick it when flow quality is
+# worth more than time. TV-L1 is for comparisons. Speeds of each, with the command that measured
+# them: docs/design-choices.md ("Flow backends").
 FLOW_BACKENDS: dict[str, Callable[[], FlowBackend]] = {
     "dis": lambda: _CpuCalc("dis", cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)),
     "dis-medium": lambda: _CpuCalc(

@@ -14,9 +14,9 @@ each decode whole videos (OpenCV and PIL release the GIL) and a merger hands the
 input order; with CLIP on the CPU one thread is the default, since torch already owns the cores.
 
 Batches are filled across video boundaries: with the default T = 16 a per-video batch would run the
-towers at half the batch size (measured on 2 CPU cores, ViT-B-32: about 5% fewer frames/s at 16
-than at 32; on a GPU the gap is larger). A video's end message follows the batch holding its last
-frame, so the consumer sees every embedding of a video before it writes the entry.
+towers at half the batch size, at fewer frames/s (docs/design-choices.md has the measurement). A
+video's end message follows the batch holding its last frame, so the consumer sees every
+embedding of a video before it writes the entry.
 
 When CLIP runs on the CPU, torch's intra-op threads already use every core and wait for each other at
 the end of every op, so a second thread pool (OpenCV's, in the producer) stalls them all whenever it

@@ -108,3 +108,23 @@ class ExtractConfig:
             raise ValueError("every text template must contain '{label}'")
         if len(set(self.backbones)) != len(self.backbones):
             raise ValueError(f"a backbone is named twice in {list(self.backbones)}")
+
+
+def grown_config(stored: ExtractConfig, asked: ExtractConfig) -> ExtractConfig | None:
+    """The config a run writes into a store made with `stored`, or None when the two cannot share it.
+
+    Only backbones may be added: the result is the store's config with `asked`'s extra backbones
+    appended. Their weights come from `asked` when the store had no backbone yet and must equal the
+    store's otherwise. A run asking for no backbone takes the store's, so every entry stays alike.
+    """
+    def weights(c: ExtractConfig) -> tuple[str, str]:
+        return c.backbone_weights, c.backbone_sha256
+
+    if asked.backbones and stored.backbones and weights(asked) != weights(stored):
+        return None  # one weights source per store: features of other weights are never mixed in
+    weights_from = asked if asked.backbones and not stored.backbones else stored
+    names = stored.backbones + tuple(b for b in asked.backbones if b not in stored.backbones)
+    backbone = {"backbones": names, "backbone_weights": weights_from.backbone_weights,
+                "backbone_sha256": weights_from.backbone_sha256}
+    grown = dataclasses.replace(stored, **backbone)
+    return grown if dataclasses.replace(asked, **backbone) == grown else None

@@ -20,13 +20,12 @@ An entry counts only once its `complete` attr is true; that attr is written afte
 an entry interrupted at any moment (kill -9 included) is seen as incomplete and redone. Workers
 write only their own entry groups; the root and text groups have one writer (the driver).
 
-One config per store, with one exception: backbones can be added to a store later (`grown_config`);
+One config per store, with one exception: backbones can be added to a store later (`fgm_common.config.grown_config`);
 the store's config then lists them and the writer re-extracts every entry lacking one of them.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from typing import Any, Callable
 import numpy as np
 import zarr
 
-from fgm_common.config import ExtractConfig
+from fgm_common.config import ExtractConfig, grown_config
 from fgm_common.texts import class_mean
 
 SCHEMA_VERSION = 1
@@ -290,11 +289,6 @@ class FeatureStore:
         group = videos[eid]
         return [n for n in names if n not in group]
 
-    def delete_entry(self, key: str) -> None:
-        eid = entry_id(key)
-        if eid in self.root[VIDEOS]:
-            del self.root[VIDEOS][eid]
-
     def entries(self, include_incomplete: bool = False) -> list[Entry]:
         """All entries sorted by key; incomplete ones only when asked."""
         out = []
@@ -319,23 +313,3 @@ class FeatureStore:
 
     def array_names(self, entry: Entry) -> list[str]:
         return sorted(n for n, _ in self.root[VIDEOS][entry.id].arrays())
-
-
-def grown_config(stored: ExtractConfig, asked: ExtractConfig) -> ExtractConfig | None:
-    """The config a run writes into a store made with `stored`, or None when the two cannot share it.
-
-    Only backbones may be added: the result is the store's config with `asked`'s extra backbones
-    appended. Their weights come from `asked` when the store had no backbone yet and must equal the
-    store's otherwise. A run asking for no backbone takes the store's, so every entry stays alike.
-    """
-    def weights(c: ExtractConfig) -> tuple[str, str]:
-        return c.backbone_weights, c.backbone_sha256
-
-    if asked.backbones and stored.backbones and weights(asked) != weights(stored):
-        return None  # one weights source per store: features of other weights are never mixed in
-    weights_from = asked if asked.backbones and not stored.backbones else stored
-    names = stored.backbones + tuple(b for b in asked.backbones if b not in stored.backbones)
-    backbone = {"backbones": names, "backbone_weights": weights_from.backbone_weights,
-                "backbone_sha256": weights_from.backbone_sha256}
-    grown = dataclasses.replace(stored, **backbone)
-    return grown if dataclasses.replace(asked, **backbone) == grown else None

@@ -69,7 +69,7 @@ def class_sentences(
 def class_mean(sentence_emb: np.ndarray, sentence_class: np.ndarray, n_classes: int) -> np.ndarray:
     """A class's text embedding: the mean of its unit sentence embeddings, made unit: (S, D), (S,) -> (C, D).
 
-    The one definition; train.adapter's learnable text context computes the same in torch (with gradients).
+    The one definition; train.parts.adapter's learnable text context computes the same in torch (with gradients).
     """
     emb, owner = unit(np.asarray(sentence_emb, dtype=np.float32)), np.asarray(sentence_class)
     return unit(np.stack([emb[owner == c].mean(0) for c in range(n_classes)])).astype(np.float32)

@@ -9,6 +9,8 @@ import typer
 
 from fgm_common.console import console
 from fgm_common.options import Device, Quiet, StoreArg
+from train.fitting.config import TrainConfig
+from train.fitting.splits import SplitSpec
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -44,25 +46,25 @@ def train(
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds; several give mean ± std.")] = "0",
     split: Annotated[str, typer.Option(help="auto (the dataset's own protocol, e.g. KTH's person split; else grouped "
                                             "70/30 when actors are known, else the paper's stratified 70/30), "
-                                            "stratified, group, kfold, logo, official, cross-view.")] = "auto",
+                                            "stratified, group, kfold, logo, official, cross-view.")] = SplitSpec.protocol,
     annotations: Annotated[Optional[str], typer.Option(help="Annotation files the dataset's publisher ships "
                                                            "(FineGym split lists and categories, i3DPost codes).")] = None,
-    val_fraction: Annotated[float, typer.Option(help="Validation share for 70/30-style splits.")] = 0.3,
-    folds: Annotated[int, typer.Option(help="Folds for --split kfold.")] = 5,
-    val_view: Annotated[str, typer.Option(help="Camera held out for --split cross-view (default: each in turn).")] = "",
-    epochs: Annotated[int, typer.Option(help="Training epochs (paper: 100).")] = 100,
-    batch_size: Annotated[int, typer.Option(help="Videos per batch.")] = 32,
-    lr: Annotated[float, typer.Option(help="Adam learning rate (paper: 1e-3), cosine-annealed.")] = 1e-3,
+    val_fraction: Annotated[float, typer.Option(help="Validation share for 70/30-style splits.")] = SplitSpec.val_fraction,
+    folds: Annotated[int, typer.Option(help="Folds for --split kfold.")] = SplitSpec.folds,
+    val_view: Annotated[str, typer.Option(help="Camera held out for --split cross-view (default: each in turn).")] = SplitSpec.val_view,
+    epochs: Annotated[int, typer.Option(help="Training epochs (paper: 100).")] = TrainConfig.epochs,
+    batch_size: Annotated[int, typer.Option(help="Videos per batch.")] = TrainConfig.batch_size,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (paper: 1e-3), cosine-annealed.")] = TrainConfig.lr,
     frames: Annotated[int, typer.Option(help="Frames per video fed to the model (0 = as stored; for an "
-                                              "fps-sampled store, the median of its videos' frame counts).")] = 0,
-    hidden: Annotated[int, typer.Option(help="Fusion width H.")] = 256,
+                                              "fps-sampled store, the median of its videos' frame counts).")] = TrainConfig.n_frames,
+    hidden: Annotated[int, typer.Option(help="Fusion width H.")] = TrainConfig.hidden,
     shots: Annotated[int, typer.Option(help="Few-shot: train on this many videos per class (0 = all).")] = 0,
     unseen_classes: Annotated[str, typer.Option(help="Zero-shot: comma-separated classes held out of training; "
                                                      "validation chooses among them through the text classifier.")] = "",
     clip_adapters: Annotated[bool, typer.Option(help="Full-model CLIP adapters: inside the last CLIP block over the "
                                                      "cached tokens (when the store has them) and learnable text "
                                                      "context. Slow on a CPU; off, an adapter on the frame "
-                                                     "embeddings and fixed class texts.")] = True,
+                                                     "embeddings and fixed class texts.")] = TrainConfig.clip_adapters,
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoints in --out.")] = False,
     list_variants: Annotated[bool, typer.Option(help="List the registered variants and exit.")] = False,
     device: Device = "auto",
@@ -70,10 +72,8 @@ def train(
 ) -> None:
     """Train over the cached features, validate on held-out videos, and write metrics.json and report.md."""
     from fgm_common.store import StoreError
-    from train.experiment import Experiment, run_experiment
-    from train.splits import SplitSpec
-    from train.trainer import TrainConfig
-    from train.variants import SWEEPS, VARIANTS, get_sweep
+    from train.experiments.experiment import Experiment, run_experiment
+    from train.experiments.variants import SWEEPS, VARIANTS, get_sweep
 
     if list_variants:
         for name, fn in VARIANTS.items():

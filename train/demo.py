@@ -63,11 +63,11 @@ def demo(
         console.print("[bold yellow]NO PRETRAINED CLIP WEIGHTS: continuing with RANDOM weights. The figures below "
                       "measure the motion stream and the training pipeline, not pretrained CLIP.[/bold yellow]")
     from extract.api import extract, make_config
-    from train.experiment import Experiment, run_experiment
-    from train.trainer import TrainConfig
+    from train.experiments.experiment import Experiment, run_experiment
+    from train.fitting.config import TrainConfig
 
-    # No --tokens: adapters over cached tokens cost ~20x the rest of a training step on a CPU; the
-    # demo's full model adapts the frame embeddings instead (fgm-extract --tokens turns them on).
+    # No --tokens: adapters over cached tokens cost many times the rest of a training step on a CPU
+    # (docs/method.md); the demo's full model adapts the frame embeddings instead.
     bar = progress_bar(quiet=False)
     with bar:
         task = bar.add_task("extract", total=len(synth.classes) * synth.videos_per_class, rate="")

@@ -38,7 +38,7 @@ def predict(
     """
     from extract.clip_model import ClipWeightsError
     from fgm_common.store import StoreError
-    from train.predict import PredictOptions, run_predict
+    from train.inference.predict import PredictOptions, run_predict
 
     try:
         report = run_predict(checkpoint, videos, PredictOptions(top_k, device, batch_size, quiet), json_out)

@@ -25,7 +25,8 @@ from extract.backbones import BACKBONES, checkpoint_path, fetch_weights, load_ba
 from extract.runner import record_backbone_identity
 from extract.video import open_source, uniform_indices
 from fgm_common.config import ExtractConfig
-from fgm_common.store import FeatureStore, grown_config
+from fgm_common.config import grown_config
+from fgm_common.store import FeatureStore
 
 FRAMES = 4
 DIM = BACKBONES["resnet50"].dim

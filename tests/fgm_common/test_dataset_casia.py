@@ -9,7 +9,7 @@ import pytest
 from fgm_common.datasets import Annotation, LayoutError, get_dataset
 from fgm_common.datasets.casia import CASIADataset, CLASSES
 from fgm_common.datasets.naming import Excluded
-from train.splits import SplitSpec, make_folds
+from train.fitting.splits import SplitSpec, make_folds
 
 TOKENS = ("walk", "run", "bend", "jump", "crouch", "faint", "wander", "car")
 VIEWS = ("angle", "horizontal", "topdown")

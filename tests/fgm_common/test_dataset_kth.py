@@ -8,7 +8,7 @@ import pytest
 
 from fgm_common.datasets import Annotation, LayoutError, get_dataset
 from fgm_common.datasets.kth import CLASSES
-from train.splits import SplitSpec, make_folds
+from train.fitting.splits import SplitSpec, make_folds
 
 MISSING = "person13_handclapping_d3_uncomp.avi"  # absent from the published set
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fgm_common.datasets import Annotation, LayoutError, get_dataset
-from train.splits import SplitSpec, make_folds
+from train.fitting.splits import SplitSpec, make_folds
 
 
 def test_class_view_clip_folders(tree):

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from fgm_common.datasets import Annotation, LayoutError, get_dataset
-from train.splits import SplitSpec, make_folds
+from train.fitting.splits import SplitSpec, make_folds
 
 
 def test_published_flat_folder_is_labelled(tree):

@@ -8,7 +8,7 @@ import pytest
 
 from fgm_common.datasets import Annotation, LayoutError, get_dataset
 from fgm_common.datasets.weizmann import ACTORS, CLASSES
-from train.splits import SplitSpec, make_folds
+from train.fitting.splits import SplitSpec, make_folds
 
 
 def _publish(tree):

@@ -7,7 +7,7 @@ import torch
 
 from fgm_common.datasets import get_dataset
 from fgm_common.store import FeatureStore
-from train.data import load_features
+from train.fitting.data import load_features
 
 
 @pytest.fixture(autouse=True)

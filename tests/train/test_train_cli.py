@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from train.cli import app
-from train.variants import VARIANTS
+from train.experiments.variants import VARIANTS
 
 METRICS = ("accuracy", "recall", "f1", "auc")
 # 2 videos per class: a 50% validation share is the smallest that holds one of each class
@@ -210,7 +210,7 @@ def test_unseen_classes_are_held_out_of_training_and_alone_in_validation(tiny_st
 
     from fgm_common.datasets import get_dataset
     from fgm_common.store import FeatureStore
-    from train.data import load_features
+    from train.fitting.data import load_features
 
     fs = load_features(FeatureStore.open(tiny_store), get_dataset("folder"))
     held = fs.classes[1:]

@@ -1,0 +1,111 @@
+"""One variant on one fold: train an FGMCLIP (its head blend first, when it has one) or fit a baseline; validation logits back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from fgm_common.console import console, progress_bar
+from fgm_common.store import FeatureStore
+from train.experiments.baselines import BASELINES, baseline_costs, fit_predict
+from train.fitting.blend import BLENDS, BlendContext
+from train.fitting.data import FeatureSet
+from train.parts.heads import HEADS
+from train.fitting.splits import Fold
+from train.fitting.config import TrainConfig
+from train.fitting.trainer import FoldRun, Trainer, model_config, new_model, predict_heads
+from train.experiments.variants import Variant
+
+if TYPE_CHECKING:
+    from train.experiments.experiment import Experiment
+
+
+@dataclass
+class FoldOutcome:
+    """One fold of one variant: validation logits (n_val, C) and what fitting them took."""
+
+    logits: np.ndarray
+    train_seconds: float
+    data_wait_share: float  # NaN where no batches were loaded (baselines, a finished checkpoint)
+    history: list[dict]
+    costs: Callable[[], dict]  # cost figures (train.experiments.costs.head_costs keys), asked for the first fold only
+    heads: dict[str, np.ndarray] = field(default_factory=dict)  # each head's validation logits (n_val, C)
+    blend: dict[str, float] = field(default_factory=dict)  # the prediction's weight of each head
+
+
+def _fit(exp: Experiment, fs: FeatureSet, store: FeatureStore, variant: Variant, cfg: TrainConfig, fold: Fold,
+         clip_parts, ckpt: Path, blend: np.ndarray | None = None) -> FoldRun:
+    """Train (or resume) a fresh FGMCLIP on fold.train with the Trainer, a progress bar and its checkpoint."""
+    name, seed = variant.name, cfg.seed
+    model = new_model(fs, cfg, variant, clip_parts)
+    if blend is not None:
+        model.blend_weights.copy_(torch.as_tensor(blend, dtype=model.blend_weights.dtype))
+    extra = {"classes": fs.classes, "class_text": fs.class_text, "scene_text": fs.scene_text,
+             "class_sentences": fs.class_sentences, "extract_config": store.config.to_dict(),
+             "clip_identity": json.loads(json.dumps(store.clip_identity)), "store_url": str(store.url),
+             "variant": name, "dataset": exp.dataset}
+    unseen = exp.unseen_idx(fs.classes)
+    seen = [c for c in range(len(fs.classes)) if c not in unseen] if unseen else None
+    trainer = Trainer(fs, fold, cfg, model, ckpt, extra, train_classes=seen)
+    bar = progress_bar(exp.quiet)
+    with bar:
+        task = bar.add_task(f"{name} s{seed} {fold.name}", total=cfg.epochs, rate="")
+        bar.update(task, completed=0)
+
+        def tick(epoch: int, rec: dict) -> None:
+            bar.update(task, completed=epoch, rate=f"loss {rec['total']:.3f} ce {rec['ce']:.3f}")
+            if exp.quiet and (epoch % 10 == 0 or epoch == cfg.epochs):  # log lines instead of a bar
+                terms = " ".join(f"{k} {v:.4f}" for k, v in rec.items() if k not in ("epoch", "lr"))
+                console.print(f"{name} seed {seed} {fold.name} epoch {epoch}/{cfg.epochs} lr {rec['lr']:.2e} {terms}")
+
+        run = trainer.fit(resume=exp.resume, on_epoch_end=tick)
+        bar.update(task, completed=cfg.epochs)
+    return run
+
+
+def _model_fold(exp: Experiment, fs: FeatureSet, store: FeatureStore, variant: Variant, cfg: TrainConfig,
+                fold: Fold, clip_parts, device) -> FoldOutcome:
+    """Blend weights from inner folds of fold.train (if the model blends), then train on all of fold.train.
+
+    Checkpoints under OUT/<variant>/seed<s>/<fold>/ (the inner models' under .../inner<i>/).
+    """
+    ckpt_dir = exp.out / variant.name / f"seed{cfg.seed}" / fold.name
+    blend_name = model_config(fs, cfg, variant).blend
+
+    def fit_heads(inner: Fold, ckpt: Path) -> dict[str, np.ndarray]:
+        run = _fit(exp, fs, store, variant, cfg, inner, clip_parts, ckpt)
+        return {k: z for k, z in predict_heads(run.model, fs, inner.val, device).items() if k != "logits"}
+
+    weights = BLENDS[blend_name](BlendContext(fs.labels, fs.groups, fold, cfg.seed, fit_heads, ckpt_dir))
+    if blend_name != "fused":
+        share = weights / weights.sum()
+        console.print(f"{variant.name} seed {cfg.seed} {fold.name}: head shares "
+                      + ", ".join(f"{h} {w:.2f}" for h, w in zip(HEADS, share))
+                      + f", temperature {weights.sum():.2f} (fitted on held-out training videos)")
+    run = _fit(exp, fs, store, variant, cfg, fold, clip_parts, ckpt_dir / "checkpoint.pt", blend=weights)
+    from train.experiments.costs import head_costs
+
+    out = predict_heads(run.model, fs, fold.val, device)
+    logits = out.pop("logits")
+    blend = {h: float(w) for h, w in zip(HEADS, run.model.blend_weights.tolist())}
+    return FoldOutcome(logits, run.train_seconds, run.data_wait_share, run.history,
+                       lambda: head_costs(run.model, fs, fold.val, device), heads=out, blend=blend)
+
+
+def _baseline_fold(exp: Experiment, fs: FeatureSet, store: FeatureStore, variant: Variant, cfg: TrainConfig,
+                   fold: Fold, clip_parts, device) -> FoldOutcome:
+    """Fit a non-neural baseline on the fold (seconds: nothing to checkpoint; result.json is the resume point)."""
+    logits, fitted, seconds = fit_predict(variant.kind, fs, fold, cfg)
+    console.print(f"{variant.name} seed {cfg.seed} {fold.name}: {variant.kind} fitted on {len(fold.train)} videos "
+                  f"in {seconds:.2f} s")
+    return FoldOutcome(logits, seconds, float("nan"), [], lambda: baseline_costs(fitted, fs, fold.val))
+
+
+# how each Variant.kind is fitted on one fold
+FOLD_RUNNERS = {"model": _model_fold, **{kind: _baseline_fold for kind in BASELINES}}

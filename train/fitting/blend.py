@@ -1,0 +1,113 @@
+"""Head-blend weights from held-out training videos: an inner split of the training fold, never the validation fold.
+
+`BLENDS` names how a model's heads (train/parts/heads.py) make its prediction:
+- "fused": the fused head alone (the paper's classifier);
+- "inner": stacking on out-of-fold predictions. The training fold is split into INNER_FOLDS folds
+  (stratified, or by group when its videos have groups, so that "held out" means what the outer
+  protocol means); on each, a model with the same settings is trained on the rest and its heads
+  score the held-out videos, so every training video gets a held-out prediction. Weights w_k > 0
+  (a share per head times a temperature) minimise the negative log-likelihood of
+  sum_k w_k log_softmax(z_k) over them. A stream that does not generalise gets a share near 0.
+  The model trained on the whole fold then predicts with these weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import log_softmax
+from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
+
+from fgm_common.console import console
+from train.parts.heads import HEADS, fused_only
+from train.fitting.splits import Fold
+
+# Inner folds over the training fold (each training video is held out once); the ridge on the head
+# shares' logits; the temperature's upper bound.
+INNER_FOLDS = 3
+SHARE_RIDGE = 1e-3
+MAX_WEIGHT = 10.0
+# Below this many training videos no inner split is made: the fused head alone predicts.
+MIN_INNER_VIDEOS = 4
+
+
+def inner_folds(fold: Fold, labels: np.ndarray, groups: np.ndarray, seed: int, k: int = INNER_FOLDS) -> list[Fold]:
+    """k folds over fold.train alone (dataset indices), each training video held out once; fold.val is never touched.
+
+    By group when the training videos carry at least two groups (whole persons held out, as in the
+    outer protocol; fewer folds when there are fewer groups), else stratified by class (plain
+    k-fold when a class has fewer than k videos).
+    """
+    train = np.asarray(fold.train)
+    g, y = np.asarray(groups)[train], np.asarray(labels)[train]
+    if all(g) and len(set(g)) >= 2:
+        parts = GroupKFold(n_splits=min(k, len(set(g)))).split(train, groups=g)
+    elif np.bincount(y).max() >= k and np.bincount(y)[np.unique(y)].min() >= k:
+        parts = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(train, y)
+    else:
+        parts = KFold(n_splits=min(k, len(train)), shuffle=True, random_state=seed).split(train)
+    return [Fold(f"{fold.name}-inner{i}", np.sort(train[tr]), np.sort(train[va])) for i, (tr, va) in enumerate(parts)]
+
+
+def fit_blend(head_logits: dict[str, np.ndarray], labels: np.ndarray) -> np.ndarray:
+    """Weights (len(HEADS),) = tau * share minimising held-out NLL of sum_k w_k log_softmax(z_k); logits (N, C) each.
+
+    The shares (a softmax over the heads present) compete: a head that predicts the held-out videos
+    better takes share from the others, so on held-out videos that one head already gets right a
+    noisy head is pushed out instead of kept by chance. tau in [1, MAX_WEIGHT] is a temperature; a
+    small ridge on the shares' logits keeps equal shares where the videos say nothing. Heads absent
+    from `head_logits` get weight 0.
+    """
+    names = [n for n in HEADS if n in head_logits]
+    logp = np.stack([log_softmax(np.asarray(head_logits[n], dtype=np.float64), axis=1) for n in names])  # (K, N, C)
+    logp = np.maximum(logp, -1e4)  # a head masked to -inf must not make the objective NaN
+    rows, y = np.arange(len(labels)), np.asarray(labels)
+
+    def weights(x: np.ndarray) -> np.ndarray:
+        share = np.exp(x[:-1] - x[:-1].max())
+        return np.exp(x[-1]) * share / share.sum()  # (K,)
+
+    def objective(x: np.ndarray) -> float:
+        z = np.tensordot(weights(x), logp, axes=1)  # (N, C)
+        return float(-log_softmax(z, axis=1)[rows, y].mean() + SHARE_RIDGE * (x[:-1] ** 2).sum())
+
+    res = minimize(objective, np.zeros(len(names) + 1), method="L-BFGS-B",
+                   bounds=[(-20.0, 20.0)] * len(names) + [(0.0, float(np.log(MAX_WEIGHT)))])
+    fitted = dict(zip(names, weights(res.x)))
+    return np.array([fitted.get(n, 0.0) for n in HEADS])
+
+
+@dataclass(frozen=True)
+class BlendContext:
+    """What a blend needs to weigh one fold's heads: the features, the fold, and how to train a model on a fold."""
+
+    labels: np.ndarray
+    groups: np.ndarray
+    fold: Fold
+    seed: int
+    fit_heads: object  # (Fold, checkpoint Path) -> {head: (len(fold.val), C) logits}: trains on fold.train, scores fold.val
+    checkpoint_dir: Path
+
+
+def _fused_only(ctx: BlendContext) -> np.ndarray:
+    return fused_only().numpy()
+
+
+def _inner_split(ctx: BlendContext) -> np.ndarray:
+    if len(ctx.fold.train) < MIN_INNER_VIDEOS:
+        console.print(f"[yellow]{ctx.fold.name}: {len(ctx.fold.train)} training videos are too few to hold some "
+                      f"out (need {MIN_INNER_VIDEOS}); predicting with the fused head alone[/yellow]")
+        return _fused_only(ctx)
+    held, logits = [], {}
+    for i, inner in enumerate(inner_folds(ctx.fold, ctx.labels, ctx.groups, ctx.seed)):
+        for head, z in ctx.fit_heads(inner, ctx.checkpoint_dir / f"inner{i}" / "checkpoint.pt").items():
+            logits.setdefault(head, []).append(z)
+        held.append(inner.val)
+    return fit_blend({h: np.concatenate(zs) for h, zs in logits.items()}, np.asarray(ctx.labels)[np.concatenate(held)])
+
+
+# name -> (BlendContext -> weights (len(HEADS),))
+BLENDS = {"fused": _fused_only, "inner": _inner_split}

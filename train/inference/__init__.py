@@ -1,0 +1,1 @@
+"""Inference: a trained checkpoint applied to new videos."""
