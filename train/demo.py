@@ -43,6 +43,10 @@ def demo(
     variants: Annotated[str, typer.Option(help="Variants to train over the one extraction.")] =
         "full,flow_only,linear_probe",
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds (two or more give a spread).")] = "0,1",
+    clip_adapters: Annotated[bool, typer.Option(help="Learnable CLIP text context for the full model (fgm-train's "
+                                                     "--clip-adapters). Off here: on a CPU it costs several times the "
+                                                     "rest of a training step, and the demo is meant to finish in "
+                                                     "minutes; the full model adapts the frame embeddings.")] = False,
 ) -> None:
     """Synthesise, extract once, train the full model and its single-stream baselines, print validation metrics."""
     from extract.synth import SynthConfig, write_dataset
@@ -81,5 +85,5 @@ def demo(
     seed_list = tuple(int(s) for s in seeds.split(","))
     run_experiment(Experiment(store=str(cache), dataset="folder", out=run, seeds=seed_list,
                               variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
-                              train=TrainConfig(epochs=epochs, seed=seed_list[0])))
+                              train=TrainConfig(epochs=epochs, seed=seed_list[0], clip_adapters=clip_adapters)))
     console.print(f"report: {run / 'report.md'}")
