@@ -46,11 +46,13 @@ def make_config(frames: int = ExtractConfig.num_frames, fps: float = ExtractConf
     return config
 
 
-def extract(videos: Path, out: str, config: ExtractConfig, options: RunOptions = RunOptions(),
+def extract(videos: Path | Discovery, out: str, config: ExtractConfig, options: RunOptions = RunOptions(),
             dataset: str | None = None, annotations: str | None = None, descriptions: Path | None = None,
             on_found: Callable[[Discovery], None] | None = None, on_start: Callable[[int], None] | None = None,
             on_result: Callable | None = None, on_note: Callable[[str], None] | None = None) -> Summary:
     """Extract every video under `videos` (folder, frame-folder tree or manifest) that the store `out` lacks.
+
+    `videos` may also be a Discovery already made (a caller's own list of VideoItems, as fgm-predict's).
 
     `dataset` labels the clips with a registered adapter (and adds its class descriptions);
     `descriptions` (JSON or 'class: sentence' lines) defaults to VIDEOS/descriptions.json when
@@ -60,8 +62,8 @@ def extract(videos: Path, out: str, config: ExtractConfig, options: RunOptions =
     from fgm_common.datasets import get_dataset
 
     note = on_note or (lambda _msg: None)
-    discovery = discover(videos)
-    if descriptions is None and (videos / "descriptions.json").is_file():
+    discovery = videos if isinstance(videos, Discovery) else discover(videos)
+    if descriptions is None and isinstance(videos, Path) and (videos / "descriptions.json").is_file():
         descriptions = videos / "descriptions.json"
     sentences = load_descriptions(descriptions)
     if dataset:

@@ -2,7 +2,7 @@
 
 The checkpoint carries everything needed (Trainer.save): the extract config, the identity of the CLIP
 weights that made the training features, the model config and weights, the class list and texts. The
-videos go through the normal extraction (extract.runner.run_extract) into a temporary store, so the
+videos go through the normal extraction (extract.api.extract) into a temporary store, so the
 features are made by the same code, settings and weights as the training store's.
 """
 
@@ -129,8 +129,9 @@ def top_k(logits: np.ndarray, classes: list[str], k: int) -> list[list[tuple[str
 
 # ---- the whole job --------------------------------------------------------------------------------
 def _extract(items: list[VideoItem], config: ExtractConfig, url: str, options: PredictOptions):
-    """run_extract into a fresh store with a progress bar; returns its Summary."""
-    from extract.runner import RunOptions, run_extract
+    """The library extraction (extract.api) into a fresh store, with a progress bar; returns its Summary."""
+    from extract.api import extract
+    from extract.runner import RunOptions
 
     bar = progress_bar(options.quiet)
     with bar:
@@ -139,8 +140,8 @@ def _extract(items: list[VideoItem], config: ExtractConfig, url: str, options: P
         def on_result(_res) -> None:
             bar.update(task, advance=1)
 
-        return run_extract(Discovery(items, [], Path.cwd()), config, url,
-                           RunOptions(device=options.device, batch_size=options.batch_size), {}, on_result=on_result)
+        return extract(Discovery(items, [], Path.cwd()), url, config,
+                       RunOptions(device=options.device, batch_size=options.batch_size), on_result=on_result)
 
 
 def predict_videos(checkpoint: Path, videos: list[Path], options: PredictOptions = PredictOptions()) -> PredictReport:
