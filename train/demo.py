@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from fgm_common.config import is_random_weights
+from fgm_common.config import ExtractConfig, is_random_weights
 from fgm_common.console import console, progress_bar
 
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -37,8 +37,8 @@ def demo(
     out: Annotated[Path, typer.Option(help="Working folder: videos/, cache/, run/.")] = Path("demo"),
     videos_per_class: Annotated[int, typer.Option(help="Synthetic clips per class.")] = 16,
     task: Annotated[str, typer.Option(help="fgm-synth task: 'mixed' (look x motion) or 'motion' (motion only).")] = "mixed",
-    clip_model: Annotated[str, typer.Option(help="open_clip model for the features.")] = "ViT-B-32",
-    pretrained: Annotated[str, typer.Option(help="Weights to try first ('none' skips the download attempt).")] = "openai",
+    clip_model: Annotated[str, typer.Option(help="open_clip model for the features.")] = ExtractConfig.clip_model,
+    pretrained: Annotated[str, typer.Option(help="Weights to try first ('none' skips the download attempt).")] = ExtractConfig.pretrained,
     epochs: Annotated[int, typer.Option(help="Training epochs per variant.")] = 30,
     variants: Annotated[str, typer.Option(help="Variants to train over the one extraction.")] =
         "full,flow_only,linear_probe",
