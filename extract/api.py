@@ -18,8 +18,8 @@ from fgm_common.config import ExtractConfig
 from fgm_common.texts import load_descriptions
 
 
-def make_config(frames: int = ExtractConfig.num_frames, fps: float = ExtractConfig.fps, flow: str = "auto", backbone_weights: str | None = None,
-                **settings) -> ExtractConfig:
+def make_config(frames: int = ExtractConfig.num_frames, fps: float = ExtractConfig.fps, flow: str = "auto",
+                backbone_weights: str | None = None, **settings) -> ExtractConfig:
     """A validated ExtractConfig; `settings` are its other fields (clip_model, pretrained, backbones, ...).
 
     `fps` > 0 samples by rate instead of `frames` per video; `flow` "auto" resolves to the backend

@@ -55,10 +55,6 @@ def _spec(name: str) -> BackboneSpec:
     return BACKBONES[name]
 
 
-def _is_random(weights: str) -> bool:
-    return is_random_weights(weights)
-
-
 def _tag(spec: BackboneSpec, weights: str) -> Any:
     """The torchvision weights enum member for a tag (case-insensitive, DEFAULT included)."""
     enum = torchvision.models.get_model_weights(spec.arch)
@@ -79,7 +75,7 @@ def checkpoint_path(weights_enum: Any) -> Path:
 def resolve_weights(names: tuple[str, ...], weights: str) -> tuple[str, str]:
     """Check names and weights before anything is written: (canonical weights, sha256 of a local file or '')."""
     specs = [_spec(n) for n in names]
-    if _is_random(weights):
+    if is_random_weights(weights):
         return "none", ""
     if Path(weights).is_file():
         return weights, file_sha256(weights)
@@ -102,7 +98,7 @@ def _offline_error(spec: BackboneSpec, member: Any, error: Exception) -> Backbon
 
 def fetch_weights(names: tuple[str, ...], weights: str) -> None:
     """Download the checkpoint of a tag into the torch.hub cache unless it is there; raise BackboneWeightsError."""
-    if _is_random(weights) or Path(weights).is_file():
+    if is_random_weights(weights) or Path(weights).is_file():
         return
     for spec in map(_spec, names):
         member = _tag(spec, weights)
@@ -175,7 +171,7 @@ def load_backbone(name: str, weights: str, random_seed: int = 0, device: str = "
     spec = _spec(name)
     identity: dict[str, Any] = {"name": name, "arch": spec.arch, "weights": weights,
                                 "torchvision": torchvision.__version__, "feature_dim": spec.dim}
-    if _is_random(weights):
+    if is_random_weights(weights):
         torch.manual_seed(random_seed)  # built on the CPU: the same seed gives the same weights anywhere
         model = torchvision.models.get_model(spec.arch, weights=None)
         transform = imagenet_transform()

@@ -20,6 +20,7 @@ from fgm_common.options import resolve_device
 # (`--clip-model fgm-tiny-vit --pretrained none`) builds them. They have no pretrained weights.
 open_clip.add_model_config(Path(__file__).parent / "model_configs")
 
+
 class ClipWeightsError(RuntimeError):
     """CLIP weights could not be had; the message names the ways out."""
 
@@ -39,8 +40,6 @@ def state_sha256(model: torch.nn.Module) -> str:
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
-
-
 
 
 @dataclass

@@ -20,8 +20,9 @@ An entry counts only once its `complete` attr is true; that attr is written afte
 an entry interrupted at any moment (kill -9 included) is seen as incomplete and redone. Workers
 write only their own entry groups; the root and text groups have one writer (the driver).
 
-One config per store, with one exception: backbones can be added to a store later (`fgm_common.config.grown_config`);
-the store's config then lists them and the writer re-extracts every entry lacking one of them.
+One config per store, with one exception: backbones can be added to a store later
+(`fgm_common.config.grown_config`); the store's config then lists them and the writer re-extracts
+every entry lacking one of them.
 """
 
 from __future__ import annotations

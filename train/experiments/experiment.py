@@ -13,14 +13,13 @@ from fgm_common.console import console
 from fgm_common.datasets import get_dataset
 from fgm_common.options import resolve_device
 from fgm_common.store import TOKENS, FeatureStore, StoreError
-from train.parts.classifier import CLASSIFIERS
+from train.parts.classifier import needs_text_tokens
 from train.fitting.data import FeatureSet, load_features
 from train.experiments.metrics import METRICS, classification_metrics, mean_std
 from train.fitting.splits import SplitSpec, few_shot, make_folds, unseen_classes
 from train.experiments.fold_runs import FOLD_RUNNERS
 from train.fitting.config import TrainConfig
 from train.experiments.variants import Variant, get_variant
-
 
 
 @dataclass(frozen=True)
@@ -47,8 +46,8 @@ class Experiment:
 
 def _clip_parts(store: FeatureStore, fs: FeatureSet, variants: list, device: str, exp_adapters: bool = True):
     """CLIP towers for token adapters / text context, only when some variant uses them."""
-    if not any(v.token_adapters or v.prompt_ctx or getattr(CLASSIFIERS[v.model.get("classifier", "text")],
-                                                           "needs_text_tokens", False) for v in variants):
+    if not any(v.token_adapters or v.prompt_ctx or needs_text_tokens(v.model.get("classifier", "text"))
+               for v in variants):
         return None
     from train.parts.clip_parts import ClipParts, load_store_clip
 

@@ -14,15 +14,14 @@ from pathlib import Path
 
 import torch
 
-from train.parts.classifier import CLASSIFIERS, interaction_inputs_from_state
-from train.parts.model import FGMCLIP, ModelConfig, build_model
+from train.parts.classifier import interaction_inputs_from_state, needs_text_tokens
+from train.parts.model import CLIP_PART_MODULES, FGMCLIP, ModelConfig, build_model
 from train.fitting.variant import Variant
 
 CHECKPOINT_FORMAT = 1
 # What a checkpoint must hold to rebuild its model and label new videos.
 REQUIRED_KEYS = ("model_config", "model", "classes", "class_text", "scene_text", "class_sentences",
                  "extract_config", "clip_identity")
-CLIP_PARTS = ("token_tail.", "prompt_learner.")  # state-dict prefixes of the parts built from CLIP's towers
 
 
 class CheckpointError(ValueError):
@@ -62,7 +61,7 @@ def classifier_inputs(name: str, clip_parts=None, state: dict | None = None) -> 
     `clip_parts` (ClipParts) when a model is first built, and from its own saved buffers (`state`,
     a model state dict) when a checkpoint is rebuilt, so prediction needs no text tower for them.
     """
-    if not getattr(CLASSIFIERS[name], "needs_text_tokens", False):
+    if not needs_text_tokens(name):
         return None
     if state is not None:
         return interaction_inputs_from_state(state)
@@ -73,7 +72,7 @@ def classifier_inputs(name: str, clip_parts=None, state: dict | None = None) -> 
 
 def needs_clip(state: dict) -> bool:
     """True when the saved model has parts built from CLIP's towers (token adapters, text context)."""
-    return any(k.startswith(CLIP_PARTS) for k in state)
+    return any(k.startswith(tuple(f"{m}." for m in CLIP_PART_MODULES)) for k in state)
 
 
 def rebuild_model(ckpt: dict, clip=None) -> FGMCLIP:

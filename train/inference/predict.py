@@ -26,6 +26,7 @@ from train.fitting.data import resample
 from train.fitting.checkpoint import load_checkpoint, needs_clip, rebuild_model
 from train.parts.model import FGMCLIP, ModelConfig
 
+
 class PredictError(ValueError):
     """The checkpoint cannot label videos as asked; the message says what to do."""
 

@@ -122,6 +122,11 @@ class TokenInteractionClassifier(nn.Module):
 CLASSIFIERS = {"text": TextClassifier, "linear": LinearHead, "token_interaction": TokenInteractionClassifier}
 
 
+def needs_text_tokens(name: str) -> bool:
+    """True when classifier `name` is built with the class sentences' token features (from CLIP's text tower)."""
+    return getattr(CLASSIFIERS[name], "needs_text_tokens", False)
+
+
 def interaction_inputs_from_state(state: dict, prefix: str = "classifier.") -> dict[str, torch.Tensor]:
     """TokenInteractionClassifier's text inputs read back from a saved state dict, so a checkpoint rebuilds without CLIP.
 

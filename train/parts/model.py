@@ -23,6 +23,9 @@ from train.parts.streams import STREAM_ENCODERS, STREAM_FUSIONS
 # all default to 4 heads; motion_dim must split evenly among them.
 ATTENTION_HEADS = 4
 
+# FGMCLIP's submodules built from the store's CLIP towers (token adapters, learnable text context).
+CLIP_PART_MODULES = ("token_tail", "prompt_learner")
+
 # The parts' own registries plus the single-stream baselines' parts (train/parts/streams.py).
 MOTION_CHOICES = {**MOTION_ENCODERS, **STREAM_ENCODERS}
 FUSION_CHOICES = {**FUSIONS, **STREAM_FUSIONS}
@@ -203,7 +206,7 @@ class FGMCLIP(nn.Module):
         which loading rebuilds from that CLIP, so a checkpoint need not carry them: with learnable
         text context they are most of its bytes, rewritten after every epoch (docs/design-choices.md).
         """
-        return {f"{name}.{key}" for name in ("token_tail", "prompt_learner") if getattr(self, name) is not None
+        return {f"{name}.{key}" for name in CLIP_PART_MODULES if getattr(self, name) is not None
                 for key, p in getattr(self, name).named_parameters() if not p.requires_grad}
 
     def checkpoint_state(self) -> dict[str, torch.Tensor]:
