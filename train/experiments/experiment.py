@@ -75,7 +75,7 @@ def run_variant(exp: Experiment, fs: FeatureSet, store: FeatureStore, name: str,
         cfg = TrainConfig(**{**exp.train.to_dict(), "seed": seed, "variant": name})
         folds = make_folds(SplitSpec(**{**exp.split.__dict__, "seed": seed}), fs.labels, fs.groups, fs.splits, fs.views)
         folds = [_protocol(exp, fs, f, seed) for f in folds]
-        labels, logits, heads, blends, train_s, waits = [], [], {}, {}, 0.0, []
+        labels, logits, heads, blends, stacked, train_s, waits = [], [], {}, {}, [], 0.0, []
         for fold in folds:
             done = FOLD_RUNNERS[variant.kind](exp, fs, store, variant, cfg, fold, clip_parts, device)
             logits.append(done.logits)
@@ -83,6 +83,8 @@ def run_variant(exp: Experiment, fs: FeatureSet, store: FeatureStore, name: str,
                 heads.setdefault(head, []).append(z)
             if done.blend:
                 blends[fold.name] = done.blend
+            if done.stacked:
+                stacked.append(fold.name)
             labels.append(fs.labels[fold.val])
             train_s += done.train_seconds
             waits.append(done.data_wait_share)
@@ -99,7 +101,7 @@ def run_variant(exp: Experiment, fs: FeatureSet, store: FeatureStore, name: str,
         # each head's own accuracy on the same validation videos: is fusion adding or subtracting?
         m["heads"] = {h: float((np.concatenate(zs)[:, keep].argmax(1) == y).mean()) for h, zs in heads.items()}
         m.update(train_seconds=train_s, folds=[f.name for f in folds], data_wait_share=mean_std(waits)[0],
-                 blend=blends)
+                 blend=blends, stacked_folds=stacked)
         per_seed[seed] = m
     summary = {k: mean_std([per_seed[s][k] for s in exp.seeds]) for k in METRICS}
     summary["train_seconds"] = mean_std([per_seed[s]["train_seconds"] for s in exp.seeds])

@@ -14,7 +14,7 @@ import torch
 from fgm_common.console import console, progress_bar
 from fgm_common.store import FeatureStore
 from train.experiments.baselines import BASELINES, baseline_costs, fit_predict
-from train.fitting.blend import BLENDS, BlendContext
+from train.fitting.blend import BLENDS, Blend, BlendContext
 from train.fitting.data import FeatureSet
 from train.parts.heads import HEADS
 from train.fitting.splits import Fold
@@ -36,16 +36,19 @@ class FoldOutcome:
     history: list[dict]
     costs: Callable[[], dict]  # cost figures (train.experiments.costs.head_costs keys), asked for the first fold only
     heads: dict[str, np.ndarray] = field(default_factory=dict)  # each head's validation logits (n_val, C)
-    blend: dict[str, float] = field(default_factory=dict)  # the prediction's weight of each head
+    blend: dict[str, float] = field(default_factory=dict)  # each head's scalar blend weight
+    stacked: bool = False  # the prediction came from the stacked blend, not from the scalar weights
 
 
 def _fit(exp: Experiment, fs: FeatureSet, store: FeatureStore, variant: Variant, cfg: TrainConfig, fold: Fold,
-         clip_parts, ckpt: Path, blend: np.ndarray | None = None) -> FoldRun:
+         clip_parts, ckpt: Path, blend: Blend | None = None) -> FoldRun:
     """Train (or resume) a fresh FGMCLIP on fold.train with the Trainer, a progress bar and its checkpoint."""
     name, seed = variant.name, cfg.seed
     model = new_model(fs, cfg, variant, clip_parts)
     if blend is not None:
-        model.blend_weights.copy_(torch.as_tensor(blend, dtype=model.blend_weights.dtype))
+        model.blend_weights.copy_(torch.as_tensor(blend.weights, dtype=model.blend_weights.dtype))
+        if blend.stack is not None:
+            model.stacker.set(*(torch.as_tensor(a) for a in blend.stack))
     extra = {"classes": fs.classes, "class_text": fs.class_text, "scene_text": fs.scene_text,
              "class_sentences": fs.class_sentences, "extract_config": store.config.to_dict(),
              "clip_identity": json.loads(json.dumps(store.clip_identity)), "store_url": str(store.url),
@@ -82,20 +85,23 @@ def _model_fold(exp: Experiment, fs: FeatureSet, store: FeatureStore, variant: V
         run = _fit(exp, fs, store, variant, cfg, inner, clip_parts, ckpt)
         return {k: z for k, z in predict_heads(run.model, fs, inner.val, device).items() if k != "logits"}
 
-    weights = BLENDS[blend_name](BlendContext(fs.labels, fs.groups, fold, cfg.seed, fit_heads, ckpt_dir))
+    blend = BLENDS[blend_name](BlendContext(fs.labels, fs.groups, fold, cfg.seed, fit_heads, ckpt_dir))
     if blend_name != "fused":
-        share = weights / weights.sum()
+        share = blend.weights / blend.weights.sum()
         console.print(f"{variant.name} seed {cfg.seed} {fold.name}: head shares "
                       + ", ".join(f"{h} {w:.2f}" for h, w in zip(HEADS, share))
-                      + f", temperature {weights.sum():.2f} (fitted on held-out training videos)")
-    run = _fit(exp, fs, store, variant, cfg, fold, clip_parts, ckpt_dir / "checkpoint.pt", blend=weights)
+                      + f", temperature {blend.weights.sum():.2f}"
+                      + (", prediction stacked" if blend.stack is not None else "")
+                      + " (fitted on held-out training videos)")
+    run = _fit(exp, fs, store, variant, cfg, fold, clip_parts, ckpt_dir / "checkpoint.pt", blend=blend)
     from train.experiments.costs import head_costs
 
     out = predict_heads(run.model, fs, fold.val, device)
     logits = out.pop("logits")
-    blend = {h: float(w) for h, w in zip(HEADS, run.model.blend_weights.tolist())}
+    shares = {h: float(w) for h, w in zip(HEADS, run.model.blend_weights.tolist())}
     return FoldOutcome(logits, run.train_seconds, run.data_wait_share, run.history,
-                       lambda: head_costs(run.model, fs, fold.val, device), heads=out, blend=blend)
+                       lambda: head_costs(run.model, fs, fold.val, device), heads=out, blend=shares,
+                       stacked=run.model.stacker.fitted)
 
 
 def _baseline_fold(exp: Experiment, fs: FeatureSet, store: FeatureStore, variant: Variant, cfg: TrainConfig,

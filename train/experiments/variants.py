@@ -43,7 +43,7 @@ NO_PRIORS = {"w_align": 0.0, "w_motion": 0.0, "w_context": 0.0, "w_cluster": 0.0
 @register_variant
 def full() -> Variant:
     return Variant("full", description="FGM-CLIP: flow motion encoder + decoder, DTW aligner, MVSM, context, all "
-                                       "priors; stream heads, head blend from held-out training videos")
+                                       "priors; stream heads, visual probe, stacked head blend from held-out training videos")
 
 
 @register_variant
@@ -55,8 +55,9 @@ def paper() -> Variant:
 
 @register_variant
 def no_stream_heads() -> Variant:
-    return Variant("no_stream_heads", {"stream_heads": False, "w_stream": 0.0, "blend": "fused", "isolate_streams": False},
-                   description="fusion ablation: no per-stream heads (so no blend)")
+    return Variant("no_stream_heads", {"stream_heads": False, "w_stream": 0.0, "blend": "fused", "isolate_streams": False,
+                                       "visual_probe": False},
+                   description="fusion ablation: no per-stream heads and no probe (so no blend)")
 
 
 @register_variant
@@ -82,6 +83,18 @@ def raw_visual() -> Variant:
 def fused_head_only() -> Variant:
     return Variant("fused_head_only", {"blend": "fused"},
                    description="fusion ablation: stream heads trained, but the fused head alone predicts")
+
+
+@register_variant
+def scalar_blend() -> Variant:
+    return Variant("scalar_blend", {"blend": "inner"},
+                   description="fusion ablation: one weight per head (scalar blend) instead of the stacked blend")
+
+
+@register_variant
+def no_visual_probe() -> Variant:
+    return Variant("no_visual_probe", {"visual_probe": False},
+                   description="fusion ablation: no linear probe on the frozen visual features in the blend")
 
 
 @register_variant
@@ -205,7 +218,7 @@ ABLATIONS = ("full", "no_clip", "no_motion", "no_fusion", "no_align_loss", "no_m
              "no_cluster_prior", "no_priors", "attention_aligner", "no_adapter", "linear_head")
 # What the stream-aware training adds to the paper's, one part at a time, with both single streams.
 FUSION_SWEEP = ("full", "paper", "no_stream_heads", "joint_encoders", "stream_dropout", "raw_visual",
-                "fused_head_only", "flow_only", "no_motion")
+                "fused_head_only", "scalar_blend", "no_visual_probe", "flow_only", "no_motion")
 BASELINE_SWEEP = ("full", "zero_shot", "linear_probe", "temporal_transformer", "flow_only")
 SWEEPS: dict[str, tuple[str, ...]] = {
     "ablations": ABLATIONS,  # Table 3/4 style: the paper's three ablations and ours

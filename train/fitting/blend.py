@@ -2,13 +2,17 @@
 
 `BLENDS` names how a model's heads (train/parts/heads.py) make its prediction:
 - "fused": the fused head alone (the paper's classifier);
-- "inner": stacking on out-of-fold predictions. The training fold is split into INNER_FOLDS folds
-  (stratified, or by group when its videos have groups, so that "held out" means what the outer
-  protocol means); on each, a model with the same settings is trained on the rest and its heads
-  score the held-out videos, so every training video gets a held-out prediction. Weights w_k > 0
-  (a share per head times a temperature) minimise the negative log-likelihood of
+- "inner": a scalar blend fitted on out-of-fold predictions. The training fold is split into
+  INNER_FOLDS folds (stratified, or by group when its videos have groups, so that "held out" means
+  what the outer protocol means); on each, a model with the same settings is trained on the rest
+  and its heads score the held-out videos, so every training video gets a held-out prediction.
+  Weights w_k > 0 (a share per head times a temperature) minimise the negative log-likelihood of
   sum_k w_k log_softmax(z_k) over them. A stream that does not generalise gets a share near 0.
   The model trained on the whole fold then predicts with these weights.
+- "stack": the same held-out predictions fit a multinomial logistic regression from all heads'
+  log-probabilities to the class (heads.HeadStacker; Wolpert's stacked generalisation), L2 strength
+  STACK_C. The scalar weights are fitted too: they are what the report shows, and the prediction
+  when some class has no held-out video (the stacker could never name it).
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy.optimize import minimize
 from scipy.special import log_softmax
 from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 
 from fgm_common.console import console
 from train.parts.heads import HEADS, fused_only
+from train.parts.probe import fit_softmax_probe
 from train.fitting.splits import Fold
 
 # Inner folds over the training fold (each training video is held out once); the ridge on the head
@@ -32,6 +38,9 @@ SHARE_RIDGE = 1e-3
 MAX_WEIGHT = 10.0
 # Below this many training videos no inner split is made: the fused head alone predicts.
 MIN_INNER_VIDEOS = 4
+# Inverse L2 strength of the stacker (as scikit-learn's C). Chosen among 0.1, 1 and 10 on the two
+# development sets of docs/design-choices.md ("The stacked blend"), never on a reported set.
+STACK_C = 0.1
 
 
 def inner_folds(fold: Fold, labels: np.ndarray, groups: np.ndarray, seed: int, k: int = INNER_FOLDS) -> list[Fold]:
@@ -80,6 +89,37 @@ def fit_blend(head_logits: dict[str, np.ndarray], labels: np.ndarray) -> np.ndar
     return np.array([fitted.get(n, 0.0) for n in HEADS])
 
 
+def fit_stack(head_logits: dict[str, np.ndarray], labels: np.ndarray, weights: np.ndarray,
+              c: float = STACK_C) -> tuple[np.ndarray, np.ndarray]:
+    """Stacker weight (C, len(HEADS), C) and bias (C,) from held-out logits {head: (N, C)}, labels (N,) and scalar weights.
+
+    Multinomial logistic regression on the heads' log-probabilities side by side (N, K * C), fitted
+    as a correction to the scalar blend `weights` (len(HEADS),): the ridge pulls the map towards
+    weight[:, k] = w_k I, so where the held-out videos say little the stacker predicts what the
+    scalar blend does (a noise head keeps its near-zero weight). Heads absent get weight 0.
+    """
+    names = [n for n in HEADS if n in head_logits]
+    n_classes = np.asarray(head_logits[names[0]]).shape[1]
+    logp = [np.maximum(log_softmax(np.asarray(head_logits[n], dtype=np.float64), axis=1), -1e4) for n in names]
+    x = torch.as_tensor(np.concatenate(logp, axis=1))  # (N, K * C)
+    base = np.concatenate([weights[HEADS.index(n)] * np.eye(n_classes) for n in names], axis=1)  # (C, K * C)
+    offset = x @ torch.as_tensor(base).T  # (N, C): the scalar blend's logits
+    w, b = fit_softmax_probe(x, torch.as_tensor(np.asarray(labels)), n_classes, c=c, offset=offset)
+    full = base + w.double().numpy()  # (C, K * C)
+    weight = np.zeros((n_classes, len(HEADS), n_classes), dtype=np.float32)
+    for j, name in enumerate(names):
+        weight[:, HEADS.index(name)] = full[:, j * n_classes:(j + 1) * n_classes]
+    return weight, b.numpy()
+
+
+@dataclass(frozen=True)
+class Blend:
+    """How one fold's model predicts: scalar head weights (len(HEADS),), and the stacker's (weight, bias) or None."""
+
+    weights: np.ndarray
+    stack: tuple[np.ndarray, np.ndarray] | None = None
+
+
 @dataclass(frozen=True)
 class BlendContext:
     """What a blend needs to weigh one fold's heads: the features, the fold, and how to train a model on a fold."""
@@ -92,22 +132,42 @@ class BlendContext:
     checkpoint_dir: Path
 
 
-def _fused_only(ctx: BlendContext) -> np.ndarray:
-    return fused_only().numpy()
+def _fused_only(ctx: BlendContext) -> Blend:
+    return Blend(fused_only().numpy())
 
 
-def _inner_split(ctx: BlendContext) -> np.ndarray:
+def _held_out(ctx: BlendContext) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+    """Every training video's held-out head logits {head: (Ntr, C)} and labels (Ntr,); None if too few videos."""
     if len(ctx.fold.train) < MIN_INNER_VIDEOS:
         console.print(f"[yellow]{ctx.fold.name}: {len(ctx.fold.train)} training videos are too few to hold some "
                       f"out (need {MIN_INNER_VIDEOS}); predicting with the fused head alone[/yellow]")
-        return _fused_only(ctx)
+        return None
     held, logits = [], {}
     for i, inner in enumerate(inner_folds(ctx.fold, ctx.labels, ctx.groups, ctx.seed)):
         for head, z in ctx.fit_heads(inner, ctx.checkpoint_dir / f"inner{i}" / "checkpoint.pt").items():
             logits.setdefault(head, []).append(z)
         held.append(inner.val)
-    return fit_blend({h: np.concatenate(zs) for h, zs in logits.items()}, np.asarray(ctx.labels)[np.concatenate(held)])
+    return {h: np.concatenate(zs) for h, zs in logits.items()}, np.asarray(ctx.labels)[np.concatenate(held)]
 
 
-# name -> (BlendContext -> weights (len(HEADS),))
-BLENDS = {"fused": _fused_only, "inner": _inner_split}
+def _inner_split(ctx: BlendContext) -> Blend:
+    found = _held_out(ctx)
+    return _fused_only(ctx) if found is None else Blend(fit_blend(*found))
+
+
+def _stacked(ctx: BlendContext) -> Blend:
+    found = _held_out(ctx)
+    if found is None:
+        return _fused_only(ctx)
+    logits, labels = found
+    weights, n_classes = fit_blend(logits, labels), next(iter(logits.values())).shape[1]
+    missing = n_classes - len(np.unique(labels))
+    if missing:
+        console.print(f"[yellow]{ctx.fold.name}: {missing} classes have no held-out training video, so a stacker "
+                      "could never name them; predicting with the scalar blend[/yellow]")
+        return Blend(weights)
+    return Blend(weights, fit_stack(logits, labels, weights))
+
+
+# name -> (BlendContext -> Blend)
+BLENDS = {"fused": _fused_only, "inner": _inner_split, "stack": _stacked}

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from train.parts.heads import STREAM_HEADS
+
 # EMA momentum of the running class-mean motion m_hat (Eq. 11).
 MOTION_MOMENTUM = 0.9
 # Temperature of the contrastive visual-motion alignment (Eq. 2), as in CLIP-style InfoNCE.
@@ -152,7 +154,7 @@ def _ce(out, batch, state, cfg):
 
 def _stream(out, batch, state, cfg):
     """Mean cross-entropy of the stream heads (train/parts/heads.py); 0 for a model without them."""
-    own = [z for name, z in _heads(out).items() if name != "fused"]
+    own = [z for name, z in _heads(out).items() if name in STREAM_HEADS]
     if not own:
         return out["logits"].new_zeros(())
     return sum(ce_loss(z, batch["label"]) for z in own) / len(own)

@@ -121,6 +121,18 @@ class Trainer:
         km = KMeans(n_clusters=k, n_init=3, random_state=self.cfg.seed + self.epoch).fit(h)
         self.state.set_clusters({int(i): int(c) for i, c in zip(self.fold.train, km.labels_)})
 
+    def fit_probe(self) -> None:
+        """Fit the model's visual probe (train/parts/probe.py) on the training videos' frozen features, once trained.
+
+        Not under the zero-shot protocol: a probe scores only the classes it was fitted on, and there
+        the validation classes are the ones training never saw.
+        """
+        probe = self.model.probe
+        if probe is None or self.class_mask is not None:
+            return
+        frames = self.fs.tensors[self.model.cfg.visual_key][torch.as_tensor(self.fold.train)]  # (Ntr, T, Dv)
+        probe.fit(frames.to(self.device), torch.as_tensor(self.fs.labels[self.fold.train]).to(self.device))
+
     def fit(self, resume: bool = False, on_epoch_end: Callable[[int, dict], None] | None = None) -> FoldRun:
         """Train to cfg.epochs (continuing from the checkpoint when resume), saving after every epoch."""
         if resume and self.load():
@@ -164,6 +176,8 @@ class Trainer:
             record = {"epoch": self.epoch, "lr": self.sched.get_last_lr()[0],
                       **{k: v / max(n_batches, 1) for k, v in sums.items()}}
             self.history.append(record)
+            if self.epoch >= self.cfg.epochs:
+                self.fit_probe()
             self.save(done=self.epoch >= self.cfg.epochs)
             if on_epoch_end:
                 on_epoch_end(self.epoch, record)

@@ -15,8 +15,9 @@ from train.parts.align import ALIGNERS
 from train.parts.classifier import CLASSIFIERS
 from train.parts.context import ContextEncoder
 from train.parts.fusion import FUSIONS
-from train.parts.heads import StreamHead, blend_logits, fused_only, stream_dropout
+from train.parts.heads import HEADS, HeadStacker, StreamHead, blend_logits, fused_only, stream_dropout
 from train.parts.motion import MOTION_ENCODERS, TEMPORAL, MotionDecoder
+from train.parts.probe import ProbeHead
 from train.parts.streams import STREAM_ENCODERS, STREAM_FUSIONS
 
 # The attention modules over motion features (decoder, attention aligner, temporal transformer)
@@ -72,9 +73,12 @@ class ModelConfig:
     # per training video, chance the fusion sees only motion (and, again, only visual); 0 in full, as
     # each stream has its own head (docs/design-choices.md: measured to cost the fused head)
     stream_dropout: float = 0.0
-    blend: str = "inner"  # how the heads' weights are fitted: train.fitting.blend.BLENDS (checked by fitting)
+    blend: str = "stack"  # how the heads make the prediction: train.fitting.blend.BLENDS (checked by fitting)
     standardize_visual: bool = True  # per-channel standardisation of v (training statistics) before fusion and head
     isolate_streams: bool = True  # stream encoders learn from their own heads only (stop-gradient from fusion)
+    # a linear probe on the frozen visual features, fitted after training (train/parts/probe.py): a head
+    # the blend weighs like the others (with blend="fused" it is reported, not used)
+    visual_probe: bool = True
     visual_key: str = CLIP  # the store array the visual stream reads, (T, visual_dim) per video
     visual_dim: int = 0  # width of that array; 0 = clip_dim (the CLIP frame embeddings)
     extra_dims: InitVar[dict | None] = None  # {array: width} of the extra arrays loaded; not stored
@@ -143,7 +147,7 @@ class ModelConfig:
 # The paper's fusion: raw visual features, the fused head alone, no stream dropout. Checkpoints
 # written before stream-aware training were trained so; the `paper` and single-stream variants are too.
 PAPER_FUSION = {"stream_heads": False, "w_stream": 0.0, "stream_dropout": 0.0, "blend": "fused",
-                "standardize_visual": False, "isolate_streams": False}
+                "standardize_visual": False, "isolate_streams": False, "visual_probe": False}
 
 
 class FGMCLIP(nn.Module):
@@ -191,12 +195,23 @@ class FGMCLIP(nn.Module):
         # the channels that tell videos apart are small beside it; running training-batch statistics
         # (BatchNorm without affine) put every channel on one scale before a layer learns from them.
         self.visual_norm = nn.BatchNorm1d(dv, affine=False) if cfg.standardize_visual else None
+        # reads the store's frozen features, not v: an adapter trained on the training videos would let
+        # the probe fit them more closely than it can fit unseen ones
+        self.probe = ProbeHead(dv, cfg.n_classes) if cfg.visual_probe else None
         # (len(HEADS),) prediction weights; one-hot on "fused" until a blend sets them (train/fitting/blend.py)
         self.register_buffer("blend_weights", fused_only())
+        # the stacked blend (blend="stack"); once fitted it makes the prediction instead of blend_weights
+        self.stacker = HeadStacker(cfg.n_classes)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # A checkpoint from before the head blend predicts with the fused head alone.
-        state_dict.setdefault(prefix + "blend_weights", fused_only())
+        # A checkpoint from before the head blend predicts with the fused head alone; one from before
+        # the probe head gives it weight 0.
+        weights = state_dict.setdefault(prefix + "blend_weights", fused_only())
+        if len(weights) < len(HEADS):
+            state_dict[prefix + "blend_weights"] = torch.cat([weights, weights.new_zeros(len(HEADS) - len(weights))])
+        # one from before the stacked blend has none fitted
+        for name, buf in self.stacker.named_buffers():
+            state_dict.setdefault(f"{prefix}stacker.{name}", torch.zeros_like(buf))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def frozen_clip_keys(self) -> set[str]:
@@ -242,10 +257,11 @@ class FGMCLIP(nn.Module):
     def forward(self, batch: dict) -> dict:
         """batch: clip (B, T, D), flow (B, Tf, 2, G, G), flow_hist (B, Tf, Hh), [tokens], [visual_key] -> outputs.
 
-        Returns logits (B, C) (the heads blended by `blend_weights`), heads {name: (B, C)} (the fused
-        head, and with stream_heads the motion and visual heads), v (B, T, Dv), m (B, Tf, Dm), m_aligned (B, T, Dm), v_proj (B, T, Dm)
-        or None (not built: no Eq. 2 and an interp aligner), scene_p (B, T, K) or None, scene_q (C, K)
-        or None (each class's language scene prior), h_t (B, T, H), h (B, H).
+        Returns logits (B, C) (the heads combined by the fitted `stacker`, else by `blend_weights`),
+        heads {name: (B, C)} (the fused head, with stream_heads the motion and visual heads, and the
+        probe once fitted), v (B, T, Dv), m (B, Tf, Dm), m_aligned (B, T, Dm), v_proj (B, T, Dm) or None
+        (not built: no Eq. 2 and an interp aligner), scene_p (B, T, K) or None, scene_q (C, K) or None
+        (each class's language scene prior), h_t (B, T, H), h (B, H).
         """
         key, width = self.cfg.visual_key, self.cfg.visual_width
         if key in batch and batch[key].shape[-1] != width:
@@ -274,8 +290,13 @@ class FGMCLIP(nn.Module):
         if self.head_m is not None:
             heads["motion"] = self.head_m(m_own, class_emb)  # (B, C)
             heads["visual"] = self.head_v(v_std, class_emb)  # (B, C)
+        if self.probe is not None and self.probe.fitted:
+            heads["probe"] = self.probe(batch[key])  # (B, C)
         return {
-            "logits": blend_logits(heads, self.blend_weights), "heads": heads, "v": v, "m": m,
+            # training steps never read the prediction; and the probe, which the stacker reads, is fitted after them
+            "logits": (self.stacker(heads) if self.stacker.fitted and not self.training
+                       else blend_logits(heads, self.blend_weights)),
+            "heads": heads, "v": v, "m": m,
             "m_aligned": m_aligned, "v_proj": v_proj,
             "scene_p": scene_p, "scene_q": self.context.class_prior if self.context is not None else None,
             "h_t": h_t, "h": h,

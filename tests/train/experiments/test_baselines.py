@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from fgm_common.datasets import get_dataset
 from fgm_common.store import FeatureStore
-from train.experiments.baselines import ABSENT_CLASS_LOGIT, BASELINES, baseline_costs, fit_predict
+from train.experiments.baselines import BASELINES, baseline_costs, fit_predict
+from train.parts.probe import ABSENT_CLASS_LOGIT
 from train.cli import app
 from train.experiments.costs import head_costs
 from train.fitting.data import FeatureSet, load_features
@@ -90,7 +91,7 @@ def test_linear_probe_separates_linearly_separable_features():
 
 
 def test_linear_probe_with_classes_missing_from_training():
-    """Two classes seen (sklearn's binary path), a third only in validation: finite logits for all three."""
+    """Two classes seen, a third only in validation: finite logits for all three, the unseen one never picked."""
     gen = torch.Generator().manual_seed(2)
     centres = 3.0 * torch.randn(3, 8, generator=gen)
     labels = np.array([0, 0, 0, 1, 1, 1, 0, 1, 2])

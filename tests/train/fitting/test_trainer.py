@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from fgm_common.store import CLIP
 from train.parts.clip_parts import ClipParts, load_store_clip
+from train.parts.probe import pooled
 from train.fitting.losses import PriorState, compute_losses
 from train.parts.model import ModelConfig
 from train.fitting.splits import Fold, SplitSpec, make_folds
@@ -117,6 +119,17 @@ def test_checkpoint_loads_safely_and_holds_both_configs(finished, fs, fold, part
     assert np.array_equal(predict_logits(rebuilt, fs, fold.val, cpu), expected)
 
 
+def test_the_probe_is_fitted_once_trained_on_the_training_videos_alone(finished, fs, fold, parts):
+    t, run, path = finished
+    probe = run.model.probe
+    assert probe.fitted
+    assert torch.allclose(probe.mean, pooled(fs.tensors[CLIP][torch.as_tensor(fold.train)]).mean(0))
+    rebuilt = new_model(fs, t.cfg, get_variant("full"), parts)
+    assert not rebuilt.probe.fitted
+    rebuilt.load_checkpoint_state(torch.load(path, weights_only=True)["model"])  # the checkpoint carries the fit
+    assert rebuilt.probe.fitted and torch.equal(rebuilt.probe.weight, probe.weight)
+
+
 @pytest.mark.parametrize("change", [{"lr": 5e-4}, {"epochs": 2}, {"hidden": 16}])
 def test_resume_with_other_settings_is_refused(finished, fs, fold, parts, change):
     _, _, path = finished
@@ -216,3 +229,4 @@ def test_zero_shot_protocol_masks_held_out_classes_in_the_loss(fs, fold, tmp_pat
     t.fit()
     logits = torch.cat(seen_logits)
     assert torch.isinf(logits[:, 0]).all() and torch.isfinite(logits[:, keep]).all()
+    assert not t.model.probe.fitted  # a probe cannot score the held-out classes: it stays out

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from train.fitting.blend import BLENDS, INNER_FOLDS, MIN_INNER_VIDEOS, BlendContext, fit_blend, inner_folds
-from train.parts.heads import HEADS, blend_logits, stream_dropout
+from train.fitting.blend import BLENDS, INNER_FOLDS, MIN_INNER_VIDEOS, BlendContext, fit_blend, fit_stack, inner_folds
+from train.parts.heads import HEADS, HeadStacker, blend_logits, stream_dropout
 from train.fitting.splits import Fold
 
 
@@ -45,14 +47,19 @@ def test_one_hot_fused_blend_returns_the_fused_logits_unchanged():
 def test_blend_is_the_weighted_sum_of_log_probabilities_and_skips_zero_weights():
     heads = _heads()
     heads["visual"][:, 1] = float("-inf")  # a masked head with weight 0 must not make NaN
-    z = blend_logits(heads, torch.tensor([0.5, 2.0, 0.0]))
+    z = blend_logits(heads, torch.tensor([0.5, 2.0, 0.0, 0.0]))
     want = 0.5 * torch.log_softmax(heads["fused"], -1) + 2.0 * torch.log_softmax(heads["motion"], -1)
     assert torch.allclose(z, want) and torch.isfinite(z).all()
     with pytest.raises(ValueError, match="every blend weight is 0"):
-        blend_logits(heads, torch.zeros(3))
+        blend_logits(heads, torch.zeros(len(HEADS)))
 
 
 # ---- fitting the blend -----------------------------------------------------------------------------
+def _blend(heads: dict, w: np.ndarray) -> np.ndarray:
+    """sum_k w_k log_softmax(z_k) over the heads given, in numpy: what blend_logits computes."""
+    return sum(wk * torch.log_softmax(torch.as_tensor(heads[h]), -1).numpy() for h, wk in zip(HEADS, w) if h in heads)
+
+
 def test_a_pure_noise_head_gets_a_share_near_zero():
     rng = np.random.default_rng(0)
     n, c = 300, 4
@@ -64,7 +71,7 @@ def test_a_pure_noise_head_gets_a_share_near_zero():
     share = w / w.sum()
     assert share[HEADS.index("motion")] > 0.85
     assert share[HEADS.index("fused")] < 0.1 and share[HEADS.index("visual")] < 0.1
-    blended = sum(wk * torch.log_softmax(torch.as_tensor(heads[h]), -1).numpy() for h, wk in zip(HEADS, w))
+    blended = _blend(heads, w)
     assert (blended.argmax(1) == y).mean() >= (heads["motion"].argmax(1) == y).mean() - 0.01  # noise costs ~nothing
 
 
@@ -78,7 +85,7 @@ def test_complementary_heads_are_blended_to_beat_each_alone():
     heads = {"fused": rng.normal(0, 1, (60, 6)), "motion": by_motion, "visual": by_look}
     w = fit_blend(heads, y)
     assert w[HEADS.index("motion")] > 0.5 and w[HEADS.index("visual")] > 0.5
-    z = sum(wk * torch.log_softmax(torch.as_tensor(heads[h]), -1).numpy() for h, wk in zip(HEADS, w))
+    z = _blend(heads, w)
     assert (z.argmax(1) == y).mean() == 1.0  # each alone is right at most 1/3 or 1/2 of the time
 
 
@@ -113,14 +120,83 @@ def test_inner_folds_hold_out_whole_groups_when_the_videos_have_them():
     assert len(two) == 2  # two training persons: two folds, each holding one out
 
 
-def test_too_small_a_fold_falls_back_to_the_fused_head():
+@pytest.mark.parametrize("blend", ["inner", "stack"])
+def test_too_small_a_fold_falls_back_to_the_fused_head(blend):
     fold = Fold("f", np.arange(MIN_INNER_VIDEOS - 1), np.array([9]))
 
     def never(*_):
         raise AssertionError("no inner model may be trained")
 
     ctx = BlendContext(np.zeros(10, int), np.array([""] * 10), fold, 0, never, None)
-    assert np.array_equal(BLENDS["inner"](ctx), np.eye(len(HEADS))[0])
+    found = BLENDS[blend](ctx)
+    assert np.array_equal(found.weights, np.eye(len(HEADS))[0]) and found.stack is None
+
+
+# ---- the stacked blend -------------------------------------------------------------------------------
+def _factored_heads(n: int, rng) -> tuple[dict, np.ndarray]:
+    """6 classes = 3 looks x 2 motions. Each stream head knows its factor and is more confident still about a made-up other."""
+    look, motion = rng.integers(0, 3, n), rng.integers(0, 2, n)
+    y = 2 * look + motion
+    classes = np.arange(6)
+    guess_motion, guess_look = rng.integers(0, 2, n), rng.integers(0, 3, n)  # what each head makes up
+    visual = 2.0 * (classes[None] // 2 == look[:, None]) + 3.0 * (classes[None] % 2 == guess_motion[:, None])
+    moving = 2.0 * (classes[None] % 2 == motion[:, None]) + 3.0 * (classes[None] // 2 == guess_look[:, None])
+    fused = rng.normal(0, 1, (n, 6))
+    return {"fused": fused, "motion": moving, "visual": visual}, y
+
+
+def _stacked(heads: dict, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    stacker = HeadStacker(len(bias))
+    stacker.set(torch.as_tensor(weight), torch.as_tensor(bias))
+    return stacker({k: torch.as_tensor(v, dtype=torch.float32) for k, v in heads.items()}).numpy()
+
+
+def test_a_stacker_of_scalar_weights_is_the_scalar_blend():
+    heads = {k: v.float() for k, v in _heads(5, 4).items()}
+    w = torch.tensor([0.5, 2.0, 1.0, 0.0])
+    weight = torch.stack([wk * torch.eye(4) for wk in w], dim=1)  # (C, K, C)
+    assert np.allclose(_stacked(heads, weight.numpy(), np.zeros(4)), blend_logits(heads, w).numpy(), atol=1e-5)
+
+
+def test_the_stacker_learns_which_factor_each_head_knows():
+    rng = np.random.default_rng(0)
+    held, y = _factored_heads(150, rng)  # the held-out training predictions
+    test, y_test = _factored_heads(600, rng)
+    w = fit_blend(held, y)
+    scalar = (_blend(test, w).argmax(1) == y_test).mean()
+    stacked = (_stacked(test, *fit_stack(held, y, w)).argmax(1) == y_test).mean()
+    assert stacked >= 0.95 and stacked > scalar + 0.15  # the made-up halves cancel only when mapped per class
+
+
+def test_with_little_evidence_the_stacker_predicts_what_the_scalar_blend_does():
+    rng = np.random.default_rng(3)
+    n, c = 12, 4  # a handful of held-out videos: a noise head and a good one
+    y = rng.integers(0, c, n)
+    held = {"fused": rng.normal(0, 4, (n, c)), "motion": 4 * np.eye(c)[y] + rng.normal(0, 1, (n, c))}
+    w = fit_blend(held, y)
+    y_new = rng.integers(0, c, 400)
+    new = {"fused": rng.normal(0, 4, (400, c)), "motion": 4 * np.eye(c)[y_new] + rng.normal(0, 1, (400, c))}
+    agree = (_stacked(new, *fit_stack(held, y, w)).argmax(1) == _blend(new, w).argmax(1)).mean()
+    assert agree >= 0.95
+
+
+def test_the_stack_falls_back_to_scalar_weights_when_a_class_was_never_held_out():
+    labels = np.repeat(np.arange(3), 4)
+    fold = Fold("f", np.arange(8), np.arange(8, 12))  # class 2 only in validation
+
+    def fit_heads(inner, _ckpt):
+        z = 3.0 * np.eye(3)[labels[inner.val]]
+        return {"fused": z, "motion": z, "visual": z}
+
+    found = BLENDS["stack"](BlendContext(labels, np.array([""] * 12), fold, 0, fit_heads, Path("unused")))
+    assert found.stack is None and found.weights.sum() > 0
+
+
+def test_a_stacker_missing_a_head_it_was_fitted_with_refuses():
+    weight = np.zeros((3, len(HEADS), 3), dtype=np.float32)
+    weight[:, HEADS.index("probe")] = np.eye(3)
+    with pytest.raises(ValueError, match="probe"):
+        _stacked({"fused": np.zeros((2, 3))}, weight, np.zeros(3))
 
 
 # ---- stream isolation --------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from train.fitting.blend import BLENDS
 from train.parts.classifier import CLASSIFIERS
 from train.parts.fusion import FUSIONS
 from train.fitting.losses import PriorState, compute_losses
+from train.parts.heads import HEADS
 from train.parts.model import FGMCLIP, ModelConfig, build_model
 from train.parts.motion import MOTION_ENCODERS, TEMPORAL
 
@@ -189,3 +190,26 @@ def test_overfit_flow_signal_and_visual_tcn_cannot_see_it():
     assert test_acc >= 0.6, "the flow stream should generalise: its signal is in the flow"
     _, tcn_test = train_and_score("visual_tcn")
     assert tcn_test <= 0.45, "visual features are noise: chance is 0.25"
+
+
+# ---- the visual probe ----------------------------------------------------------------------------
+def test_the_model_has_a_probe_head_once_it_is_fitted_and_not_before():
+    cfg = make_cfg()
+    model = build_model(cfg, torch.randn(C, D), torch.randn(K, D)).eval()
+    batch = make_batch(6)
+    assert "probe" not in model(batch)["heads"]
+    model.probe.fit(batch["clip"], batch["label"])
+    heads = model(batch)["heads"]
+    assert set(heads) == set(HEADS)
+    assert torch.allclose(heads["probe"], model.probe(batch["clip"]))  # it reads the frozen features, not v
+    model.blend_weights.copy_(torch.tensor([0.0, 0.0, 0.0, 1.0]))
+    assert torch.allclose(model(batch)["logits"], torch.log_softmax(heads["probe"], -1))
+
+
+def test_a_checkpoint_from_before_the_probe_loads_with_the_probe_given_no_weight():
+    cfg = make_cfg(visual_probe=False)
+    model = build_model(cfg, torch.randn(C, D), torch.randn(K, D))
+    state = model.checkpoint_state()
+    state["blend_weights"] = torch.tensor([0.25, 0.5, 0.25])  # three heads, as such checkpoints have
+    model.load_checkpoint_state(state)
+    assert model.blend_weights.tolist() == [0.25, 0.5, 0.25, 0.0]
