@@ -12,7 +12,9 @@
 - "stack": the same held-out predictions fit a multinomial logistic regression from all heads'
   log-probabilities to the class (heads.HeadStacker; Wolpert's stacked generalisation), L2 strength
   STACK_C. The scalar weights are fitted too: they are what the report shows, and the prediction
-  when some class has no held-out video (the stacker could never name it).
+  when some class has no held-out video (the stacker could never name it) or when the stacker,
+  refitted without one inner fold's predictions, scores that fold worse than the scalar blend does
+  (`stack_check`).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ MAX_WEIGHT = 10.0
 # Below this many training videos no inner split is made: the fused head alone predicts.
 MIN_INNER_VIDEOS = 4
 # Inverse L2 strength of the stacker (as scikit-learn's C). Chosen among 0.1, 1 and 10 on the two
-# development sets of docs/design-choices.md ("The stacked blend"), never on a reported set.
+# development sets of docs/design-choices.md ("The appearance probe and the stacked blend").
 STACK_C = 0.1
 
 
@@ -136,8 +138,8 @@ def _fused_only(ctx: BlendContext) -> Blend:
     return Blend(fused_only().numpy())
 
 
-def _held_out(ctx: BlendContext) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
-    """Every training video's held-out head logits {head: (Ntr, C)} and labels (Ntr,); None if too few videos."""
+def _held_out(ctx: BlendContext) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray] | None:
+    """Every training video's held-out head logits {head: (Ntr, C)}, labels (Ntr,) and inner fold (Ntr,); None if too few."""
     if len(ctx.fold.train) < MIN_INNER_VIDEOS:
         console.print(f"[yellow]{ctx.fold.name}: {len(ctx.fold.train)} training videos are too few to hold some "
                       f"out (need {MIN_INNER_VIDEOS}); predicting with the fused head alone[/yellow]")
@@ -147,24 +149,54 @@ def _held_out(ctx: BlendContext) -> tuple[dict[str, np.ndarray], np.ndarray] | N
         for head, z in ctx.fit_heads(inner, ctx.checkpoint_dir / f"inner{i}" / "checkpoint.pt").items():
             logits.setdefault(head, []).append(z)
         held.append(inner.val)
-    return {h: np.concatenate(zs) for h, zs in logits.items()}, np.asarray(ctx.labels)[np.concatenate(held)]
+    part = np.concatenate([np.full(len(v), i) for i, v in enumerate(held)])
+    return {h: np.concatenate(zs) for h, zs in logits.items()}, np.asarray(ctx.labels)[np.concatenate(held)], part
+
+
+def _nll(z: np.ndarray, y: np.ndarray) -> float:
+    return float(-log_softmax(z, axis=1)[np.arange(len(y)), y].mean())
+
+
+def stack_check(head_logits: dict[str, np.ndarray], labels: np.ndarray, part: np.ndarray) -> tuple[float, float]:
+    """Held-out NLL of (scalar blend, stacker), each fitted on all inner folds but one and scored on that one.
+
+    The held-out predictions are all the blend has; this splits them once more by the inner fold
+    they came from (by person, where the outer protocol is), so the stacker is used only where it
+    predicts a fold it was not fitted on better than the scalar blend does.
+    """
+    names = [n for n in HEADS if n in head_logits]
+    logp = {n: log_softmax(np.asarray(head_logits[n], dtype=np.float64), axis=1) for n in names}
+    scalar = stacked = 0.0
+    for i in np.unique(part):
+        fit, out = part != i, part == i
+        w = fit_blend({n: head_logits[n][fit] for n in names}, labels[fit])
+        weight, bias = fit_stack({n: head_logits[n][fit] for n in names}, labels[fit], w)
+        x = np.stack([logp[n][out] for n in names], axis=1)  # (n, K, C)
+        scalar += _nll(np.einsum("bkc,k->bc", x, w[[HEADS.index(n) for n in names]]), labels[out]) * out.sum()
+        stacked += _nll(np.einsum("bkd,ckd->bc", x, weight[:, [HEADS.index(n) for n in names]]) + bias,
+                        labels[out]) * out.sum()
+    return scalar / len(labels), stacked / len(labels)
 
 
 def _inner_split(ctx: BlendContext) -> Blend:
     found = _held_out(ctx)
-    return _fused_only(ctx) if found is None else Blend(fit_blend(*found))
+    return _fused_only(ctx) if found is None else Blend(fit_blend(*found[:2]))
 
 
 def _stacked(ctx: BlendContext) -> Blend:
     found = _held_out(ctx)
     if found is None:
         return _fused_only(ctx)
-    logits, labels = found
+    logits, labels, part = found
     weights, n_classes = fit_blend(logits, labels), next(iter(logits.values())).shape[1]
     missing = n_classes - len(np.unique(labels))
     if missing:
         console.print(f"[yellow]{ctx.fold.name}: {missing} classes have no held-out training video, so a stacker "
                       "could never name them; predicting with the scalar blend[/yellow]")
+        return Blend(weights)
+    scalar_nll, stack_nll = stack_check(logits, labels, part)
+    if stack_nll >= scalar_nll:
+        console.print(f"{ctx.fold.name}: scalar blend kept (held-out NLL {scalar_nll:.3f}, stacker {stack_nll:.3f})")
         return Blend(weights)
     return Blend(weights, fit_stack(logits, labels, weights))
 

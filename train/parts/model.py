@@ -73,7 +73,7 @@ class ModelConfig:
     # per training video, chance the fusion sees only motion (and, again, only visual); 0 in full, as
     # each stream has its own head (docs/design-choices.md: measured to cost the fused head)
     stream_dropout: float = 0.0
-    blend: str = "stack"  # how the heads make the prediction: train.fitting.blend.BLENDS (checked by fitting)
+    blend: str = "inner"  # how the heads make the prediction: train.fitting.blend.BLENDS (checked by fitting)
     standardize_visual: bool = True  # per-channel standardisation of v (training statistics) before fusion and head
     isolate_streams: bool = True  # stream encoders learn from their own heads only (stop-gradient from fusion)
     # a linear probe on the frozen visual features, fitted after training (train/parts/probe.py): a head

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from train.fitting.blend import BLENDS, INNER_FOLDS, MIN_INNER_VIDEOS, BlendContext, fit_blend, fit_stack, inner_folds
+from train.fitting.blend import (BLENDS, INNER_FOLDS, MIN_INNER_VIDEOS, BlendContext, fit_blend, fit_stack, inner_folds,
+                                 stack_check)
 from train.parts.heads import HEADS, HeadStacker, blend_logits, stream_dropout
 from train.fitting.splits import Fold
 
@@ -178,6 +179,22 @@ def test_with_little_evidence_the_stacker_predicts_what_the_scalar_blend_does():
     new = {"fused": rng.normal(0, 4, (400, c)), "motion": 4 * np.eye(c)[y_new] + rng.normal(0, 1, (400, c))}
     agree = (_stacked(new, *fit_stack(held, y, w)).argmax(1) == _blend(new, w).argmax(1)).mean()
     assert agree >= 0.95
+
+
+def test_the_stack_check_keeps_the_stacker_where_it_predicts_unseen_folds_better():
+    held, y = _factored_heads(150, np.random.default_rng(0))
+    scalar, stacked = stack_check(held, y, np.arange(150) % 3)
+    assert stacked < scalar / 2
+
+
+def test_the_stack_check_keeps_the_scalar_blend_where_a_stacker_only_fits_noise():
+    # ud810-sized: 9 classes, 6 held-out videos each over 3 inner folds, one good head and three noise heads
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(9), 6)
+    noise = {name: rng.normal(0, 4, (len(y), 9)) for name in ("fused", "visual", "probe")}
+    held = {**noise, "motion": 4 * np.eye(9)[y] + rng.normal(0, 1.5, (len(y), 9))}
+    scalar, stacked = stack_check(held, y, np.tile(np.repeat(np.arange(3), 2), 9))
+    assert scalar < stacked
 
 
 def test_the_stack_falls_back_to_scalar_weights_when_a_class_was_never_held_out():

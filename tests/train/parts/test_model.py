@@ -213,3 +213,18 @@ def test_a_checkpoint_from_before_the_probe_loads_with_the_probe_given_no_weight
     state["blend_weights"] = torch.tensor([0.25, 0.5, 0.25])  # three heads, as such checkpoints have
     model.load_checkpoint_state(state)
     assert model.blend_weights.tolist() == [0.25, 0.5, 0.25, 0.0]
+
+
+def test_a_fitted_stacker_makes_the_evaluation_prediction_and_training_steps_never_need_it():
+    model = build_model(make_cfg(), torch.randn(C, D), torch.randn(K, D))
+    batch = make_batch(6)
+    weight = torch.zeros(C, len(HEADS), C)
+    weight[:, HEADS.index("probe")] = torch.eye(C)  # the probe alone, which only exists after training
+    model.stacker.set(weight, torch.zeros(C))
+    model.train()
+    out = model(batch)  # a training step: the probe is not fitted yet, the scalar blend stands in
+    assert torch.equal(out["logits"], out["heads"]["fused"])
+    model.probe.fit(batch["clip"], batch["label"])
+    model.eval()
+    out = model(batch)
+    assert torch.allclose(out["logits"], torch.log_softmax(out["heads"]["probe"], -1), atol=1e-5)
