@@ -9,6 +9,7 @@ import typer
 
 from fgm_common.console import console
 from fgm_common.options import Device, Quiet
+from train.inference.options import PredictOptions
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -24,10 +25,10 @@ EPILOG = (
 def predict(
     checkpoint: Annotated[Path, typer.Argument(help="checkpoint.pt written by fgm-train.")],
     videos: Annotated[list[Path], typer.Argument(help="Video files, folders of videos, or manifests.")],
-    top_k: Annotated[int, typer.Option(help="Classes shown per video, best first.")] = 3,
+    top_k: Annotated[int, typer.Option(help="Classes shown per video, best first.")] = PredictOptions.top_k,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the predictions (with logits) "
                                                                     "to this JSON file.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Frames per CLIP batch while extracting.")] = 32,
+    batch_size: Annotated[int, typer.Option(help="Frames per CLIP batch while extracting.")] = PredictOptions.batch_size,
     device: Device = "auto",
     quiet: Quiet = False,
 ) -> None:
@@ -38,7 +39,7 @@ def predict(
     """
     from extract.clip_model import ClipWeightsError
     from fgm_common.store import StoreError
-    from train.inference.predict import PredictOptions, run_predict
+    from train.inference.predict import run_predict
 
     try:
         report = run_predict(checkpoint, videos, PredictOptions(top_k, device, batch_size, quiet), json_out)

@@ -25,20 +25,11 @@ from fgm_common.store import CLIP, FLOW_ARRAYS, IDENTITY_HASHES, MODEL_ARRAYS, T
 from train.fitting.data import resample
 from train.fitting.checkpoint import load_checkpoint, needs_clip, rebuild_model
 from train.parts.model import FGMCLIP, ModelConfig
+from train.inference.options import PredictOptions
 
 
 class PredictError(ValueError):
     """The checkpoint cannot label videos as asked; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class PredictOptions:
-    """How to run, not what to compute: nothing here changes a logit."""
-
-    top_k: int = 3
-    device: str = "auto"
-    batch_size: int = 32  # frames per CLIP batch while extracting, videos per model batch
-    quiet: bool = False
 
 
 @dataclass
