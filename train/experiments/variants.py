@@ -193,7 +193,8 @@ def zero_shot() -> Variant:
 @register_variant
 def linear_probe() -> Variant:
     return Variant("linear_probe", token_adapters=False, prompt_ctx=0, kind="linear_probe", streams=("visual",),
-                   description="baseline: logistic regression on time-averaged, L2-normalised CLIP features")
+                   description="baseline: logistic regression on time-pooled CLIP features, standardised on the "
+                               "training fold")
 
 
 @register_variant

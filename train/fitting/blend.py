@@ -93,7 +93,7 @@ def fit_blend(head_logits: dict[str, np.ndarray], labels: np.ndarray) -> np.ndar
 
 def fit_stack(head_logits: dict[str, np.ndarray], labels: np.ndarray, weights: np.ndarray,
               c: float = STACK_C) -> tuple[np.ndarray, np.ndarray]:
-    """Stacker weight (C, len(HEADS), C) and bias (C,) from held-out logits {head: (N, C)}, labels (N,) and scalar weights.
+    """Stacker weight (C, len(HEADS), C) and bias (C,) from held-out logits {head: (N, C)}, labels (N,), scalar weights.
 
     Multinomial logistic regression on the heads' log-probabilities side by side (N, K * C), fitted
     as a correction to the scalar blend `weights` (len(HEADS),): the ridge pulls the map towards
@@ -139,7 +139,7 @@ def _fused_only(ctx: BlendContext) -> Blend:
 
 
 def _held_out(ctx: BlendContext) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray] | None:
-    """Every training video's held-out head logits {head: (Ntr, C)}, labels (Ntr,) and inner fold (Ntr,); None if too few."""
+    """Each training video's held-out head logits {head: (Ntr, C)}, label and inner fold (Ntr,) each; None if too few."""
     if len(ctx.fold.train) < MIN_INNER_VIDEOS:
         console.print(f"[yellow]{ctx.fold.name}: {len(ctx.fold.train)} training videos are too few to hold some "
                       f"out (need {MIN_INNER_VIDEOS}); predicting with the fused head alone[/yellow]")

@@ -1,6 +1,6 @@
-"""A convex linear probe on pooled frozen visual features: frames (B, T, D) -> logits (B, C), fitted by L-BFGS, not by epochs.
+"""A linear probe on pooled frozen visual features: frames (B, T, D) -> logits (B, C), fitted by L-BFGS, not epochs.
 
-Why (docs/design-choices.md, "The appearance probe"): the stream heads are trained by Adam with
+Why (docs/design-choices.md, "The appearance probe and the stacked blend"): the stream heads are trained by Adam with
 the rest of the model, a few hundred steps from a random start; on appearance, where frozen CLIP
 features already separate the classes, that leaves a classifier far from the one the features
 allow. Multinomial logistic regression on standardised, time-pooled features, fitted to its optimum
