@@ -29,7 +29,7 @@ from scipy.special import log_softmax
 from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 
 from fgm_common.console import console
-from train.parts.heads import HEADS, fused_only
+from train.parts.heads import HEADS, HeadStacker, blend_logits, fused_only
 from train.parts.probe import fit_softmax_probe
 from train.fitting.splits import Fold
 
@@ -63,6 +63,16 @@ def inner_folds(fold: Fold, labels: np.ndarray, groups: np.ndarray, seed: int, k
     return [Fold(f"{fold.name}-inner{i}", np.sort(train[tr]), np.sort(train[va])) for i, (tr, va) in enumerate(parts)]
 
 
+def _log_probs(head_logits: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
+    """The heads present, in HEADS order, and their log-probabilities (K, N, C) float64, floored at -1e4.
+
+    The floor keeps a head masked to -inf (zero-shot protocol) from making an objective NaN.
+    """
+    names = [n for n in HEADS if n in head_logits]
+    logp = np.stack([log_softmax(np.asarray(head_logits[n], dtype=np.float64), axis=1) for n in names])
+    return names, np.maximum(logp, -1e4)
+
+
 def fit_blend(head_logits: dict[str, np.ndarray], labels: np.ndarray) -> np.ndarray:
     """Weights (len(HEADS),) = tau * share minimising held-out NLL of sum_k w_k log_softmax(z_k); logits (N, C) each.
 
@@ -72,9 +82,7 @@ def fit_blend(head_logits: dict[str, np.ndarray], labels: np.ndarray) -> np.ndar
     small ridge on the shares' logits keeps equal shares where the videos say nothing. Heads absent
     from `head_logits` get weight 0.
     """
-    names = [n for n in HEADS if n in head_logits]
-    logp = np.stack([log_softmax(np.asarray(head_logits[n], dtype=np.float64), axis=1) for n in names])  # (K, N, C)
-    logp = np.maximum(logp, -1e4)  # a head masked to -inf must not make the objective NaN
+    names, logp = _log_probs(head_logits)  # (K, N, C)
     rows, y = np.arange(len(labels)), np.asarray(labels)
 
     def weights(x: np.ndarray) -> np.ndarray:
@@ -100,10 +108,9 @@ def fit_stack(head_logits: dict[str, np.ndarray], labels: np.ndarray, weights: n
     weight[:, k] = w_k I, so where the held-out videos say little the stacker predicts what the
     scalar blend does (a noise head keeps its near-zero weight). Heads absent get weight 0.
     """
-    names = [n for n in HEADS if n in head_logits]
-    n_classes = np.asarray(head_logits[names[0]]).shape[1]
-    logp = [np.maximum(log_softmax(np.asarray(head_logits[n], dtype=np.float64), axis=1), -1e4) for n in names]
-    x = torch.as_tensor(np.concatenate(logp, axis=1))  # (N, K * C)
+    names, logp = _log_probs(head_logits)  # (K, N, C)
+    n_classes = logp.shape[2]
+    x = torch.as_tensor(np.concatenate(list(logp), axis=1))  # (N, K * C)
     base = np.concatenate([weights[HEADS.index(n)] * np.eye(n_classes) for n in names], axis=1)  # (C, K * C)
     offset = x @ torch.as_tensor(base).T  # (N, C): the scalar blend's logits
     w, b = fit_softmax_probe(x, torch.as_tensor(np.asarray(labels)), n_classes, c=c, offset=offset)
@@ -164,17 +171,17 @@ def stack_check(head_logits: dict[str, np.ndarray], labels: np.ndarray, part: np
     they came from (by person, where the outer protocol is), so the stacker is used only where it
     predicts a fold it was not fitted on better than the scalar blend does.
     """
-    names = [n for n in HEADS if n in head_logits]
-    logp = {n: log_softmax(np.asarray(head_logits[n], dtype=np.float64), axis=1) for n in names}
+    n_classes = next(iter(head_logits.values())).shape[1]
     scalar = stacked = 0.0
     for i in np.unique(part):
         fit, out = part != i, part == i
-        w = fit_blend({n: head_logits[n][fit] for n in names}, labels[fit])
-        weight, bias = fit_stack({n: head_logits[n][fit] for n in names}, labels[fit], w)
-        x = np.stack([logp[n][out] for n in names], axis=1)  # (n, K, C)
-        scalar += _nll(np.einsum("bkc,k->bc", x, w[[HEADS.index(n) for n in names]]), labels[out]) * out.sum()
-        stacked += _nll(np.einsum("bkd,ckd->bc", x, weight[:, [HEADS.index(n) for n in names]]) + bias,
-                        labels[out]) * out.sum()
+        w = fit_blend({n: z[fit] for n, z in head_logits.items()}, labels[fit])
+        stacker = HeadStacker(n_classes).double()  # float64, as the fits
+        weight, bias = fit_stack({n: z[fit] for n, z in head_logits.items()}, labels[fit], w)
+        stacker.set(torch.as_tensor(weight), torch.as_tensor(bias))
+        held = {n: torch.as_tensor(np.asarray(z[out], dtype=np.float64)) for n, z in head_logits.items()}
+        scalar += _nll(blend_logits(held, torch.as_tensor(w)).numpy(), labels[out]) * out.sum()
+        stacked += _nll(stacker(held).numpy(), labels[out]) * out.sum()
     return scalar / len(labels), stacked / len(labels)
 
 
