@@ -108,14 +108,15 @@ class Look:
 # Per-clip jitter of a fixed look colour, in RGB units per channel (uniform in +-COLOUR_JITTER).
 COLOUR_JITTER = 4.0
 
-# Fixed looks differ in shape AND colour, are ~3x larger than the motion set's shapes so they dominate
-# a frame, and sit on a greyish background so that their hue stands out.
+# Fixed looks differ in shape AND colour, are ~3.5x larger than the motion set's shapes so they dominate
+# a frame, and sit on a greyish background so that their hue stands out. The size is what random-weight
+# CLIP needs to tell them apart (docs/synth.md, "Choosing the look size").
 LOOKS: dict[str, Look] = {
     "random": Look(("disk", "square", "triangle"), (0.045, 0.08), None, "colourful", ("a shape", "an object")),
-    "red_disk": Look(("disk",), (0.12, 0.16), (215.0, 35.0, 35.0), "greyish", ("a red disk", "a red round shape")),
-    "green_square": Look(("square",), (0.12, 0.16), (35.0, 185.0, 55.0), "greyish",
+    "red_disk": Look(("disk",), (0.20, 0.25), (215.0, 35.0, 35.0), "greyish", ("a red disk", "a red round shape")),
+    "green_square": Look(("square",), (0.20, 0.25), (35.0, 185.0, 55.0), "greyish",
                          ("a green square", "a green four-cornered shape")),
-    "blue_triangle": Look(("triangle",), (0.12, 0.16), (40.0, 75.0, 225.0), "greyish",
+    "blue_triangle": Look(("triangle",), (0.20, 0.25), (40.0, 75.0, 225.0), "greyish",
                           ("a blue triangle", "a blue three-cornered shape")),
 }
 

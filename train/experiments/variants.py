@@ -212,8 +212,8 @@ def flow_only() -> Variant:
                    {"use_motion_decoder": False, "aligner": "interp", "fusion": "motion_only", "use_context": False,
                     "use_adapter": False, **NO_PRIORS, **PAPER_FUSION},
                    token_adapters=False, prompt_ctx=0, backbone="none", streams=("motion",),
-                   description="baseline: appearance only; a temporal conv over the CLIP frames takes the flow "
-                               "stream's slot, text classifier")
+                   description="baseline: motion only; the flow stream's encoder and text classifier, no frame "
+                               "features (backbone none), no priors")
 
 
 ABLATIONS = ("full", "no_clip", "no_motion", "no_fusion", "no_align_loss", "no_motion_prior", "no_context_prior",
