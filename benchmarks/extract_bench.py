@@ -34,7 +34,8 @@ REAL = ROOT.parent / "shared" / "data" / "ud810_ps7"
 
 
 def sampled_frames(items, config) -> list[np.ndarray]:
-    from extract.video import open_source, uniform_indices
+    from extract.sampling import uniform_indices
+    from extract.video import open_source
 
     frames = []
     for item in items:
@@ -163,7 +164,7 @@ def main() -> None:
     from fgm_common.options import resolve_device
     from extract.flow import resolve_backend
     from extract.inputs import discover
-    from fgm_common.config import ExtractConfig
+    from fgm_common.config import ExtractConfig, FlowConfig
 
     with tempfile.TemporaryDirectory() as tmp:
         videos = args.videos
@@ -174,7 +175,7 @@ def main() -> None:
             write_dataset(videos, SynthConfig(videos_per_class=4, size=224), progress=False)
         items = discover(videos).items
         config = ExtractConfig(clip_model=args.model, pretrained="none", num_frames=args.frames,
-                               flow_backend=resolve_backend("auto"))
+                               flow=FlowConfig(backend=resolve_backend("auto")))
         device = resolve_device(args.device)
         clip = load_clip(args.model, "none", device=device)
         frames = sampled_frames(items[1:], config)
@@ -215,11 +216,11 @@ def main() -> None:
     figures = {"model": args.model, "videos": str(videos), "n_videos": len(items) - 1, "frames": len(frames),
                "clip_alone_fps": a, "full_pipeline_fps": b, "ratio": ratio, "round_ratios": ratios,
                "failed": failed, "rounds_a": runs_a, "rounds_b": runs_b,
-               "device": device, "flow_backend": config.flow_backend, **cpu,
+               "device": device, "flow_backend": config.flow.backend, **cpu,
                "producer_alone_fps_by_decode_threads": feed,
                "long_seconds": args.long_seconds, "peak_rss_mb": rss}
     table = Table(title=f"extraction throughput ({args.model}, random weights, CLIP on {device}, "
-                        f"flow {config.flow_backend})", show_header=False)
+                        f"flow {config.flow.backend})", show_header=False)
     table.add_row("videos / sampled frames", f"{len(items) - 1} / {len(frames)}")
     table.add_row("(a) CLIP image encoder alone, frames/s", f"{a:.2f}")
     table.add_row("(b) full extraction, frames/s", f"{b:.2f}")

@@ -17,7 +17,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from extract.flow import FLOW_BACKENDS, FlowComputer, FlowParams, make_backend, prepare_gray
+from extract.flow import FLOW_BACKENDS, FlowComputer, make_backend, prepare_gray
+from fgm_common.config import FlowConfig
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ud810_ps7"
 SIZES = (128, 224)
@@ -75,7 +76,7 @@ def main() -> None:
         for size in SIZES:
             grays = [(prepare_gray(a, size), prepare_gray(b, size)) for a, b in pairs]
             flow_rate, flows = rate(backend, grays)
-            full_rate, _ = rate(FlowComputer(FlowParams(name, compute_size=size)), pairs)
+            full_rate, _ = rate(FlowComputer(FlowConfig(name, compute_size=size)), pairs)
             w = grays[0][0].shape[1]
             magnitude = np.mean([np.hypot(f[..., 0], f[..., 1]).mean() * 100 / w for f in flows])
             h = grays[0][0].shape[0]

@@ -20,8 +20,10 @@ from pathlib import Path
 
 def extract(videos: Path, out: Path, pairs: str, frames: int) -> None:
     from extract.api import extract as run, make_config
+    from fgm_common.config import FlowConfig
 
-    config = make_config(frames=frames, clip_model="fgm-tiny-vit", pretrained="none", flow_pairs=pairs)
+    config = make_config(frames=frames, clip_model="fgm-tiny-vit", pretrained="none",
+                         flow=FlowConfig(backend="auto", pairs=pairs))
     summary = run(videos, str(out), config)
     if summary.failed:
         raise SystemExit(f"{len(summary.failed)} videos failed to extract: {summary.failed[0]}")

@@ -31,13 +31,13 @@ VARIANTS = ("full", "no_motion")
 
 def build_store(url: str, entries: int, seed: int = 0) -> float:
     """Write `entries` synthetic entries (labels = folder names) and random text; returns seconds taken."""
-    from fgm_common.config import ExtractConfig
+    from fgm_common.config import ExtractConfig, FlowConfig
     from fgm_common.store import FeatureStore
     from fgm_common.texts import SCENE_BANK, class_sentences
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    config = ExtractConfig(num_frames=T, pretrained="none", flow_grid=GRID, flow_hist_bins=BINS)
+    config = ExtractConfig(num_frames=T, pretrained="none", flow=FlowConfig(grid=GRID, hist_bins=BINS))
     store = FeatureStore.create_or_open(url, config, {"synthetic": "train_bench.py: random feature values"})
     have = {e.key for e in store.entries()}
     classes = [f"action_{c:02d}" for c in range(CLASSES)]

@@ -14,17 +14,18 @@ from typing import Callable
 
 from extract.inputs import Discovery, apply_dataset, discover
 from extract.runner import RunOptions, Summary, run_extract
-from fgm_common.config import ExtractConfig
+from fgm_common.config import ExtractConfig, FlowConfig
 from fgm_common.texts import load_descriptions
 
 
-def make_config(frames: int = ExtractConfig.num_frames, fps: float = ExtractConfig.fps, flow: str = "auto",
+def make_config(frames: int = ExtractConfig.num_frames, fps: float = ExtractConfig.fps, flow: str | FlowConfig = "auto",
                 backbone_weights: str | None = None, **settings) -> ExtractConfig:
     """A validated ExtractConfig; `settings` are its other fields (clip_model, pretrained, backbones, ...).
 
-    `fps` > 0 samples by rate instead of `frames` per video; `flow` "auto" resolves to the backend
-    this machine runs (the store records that one); a local CLIP checkpoint is named by its bytes, so
-    new weights at the same path never mix into a store. ValueError on settings that cannot work.
+    `fps` > 0 samples by rate instead of `frames` per video; `flow` is a FlowConfig or just its
+    backend name, whose "auto" resolves to the backend this machine runs (the store records that
+    one); a local CLIP checkpoint is named by its bytes, so new weights at the same path never mix
+    into a store. ValueError on settings that cannot work.
     """
     from extract.backbones import resolve_weights
     from extract.fingerprint import content_sha256
@@ -37,8 +38,10 @@ def make_config(frames: int = ExtractConfig.num_frames, fps: float = ExtractConf
     if backbones:
         weights, weights_sha = resolve_weights(backbones, backbone_weights or weights)
     pretrained = settings.get("pretrained", ExtractConfig.pretrained)
+    flow = FlowConfig(backend=flow) if isinstance(flow, str) else flow
     config = ExtractConfig(
-        sampling="fps" if fps > 0 else "uniform", num_frames=frames, fps=fps, flow_backend=resolve_backend(flow),
+        sampling="fps" if fps > 0 else "uniform", num_frames=frames, fps=fps,
+        flow=replace(flow, backend=resolve_backend(flow.backend)),
         clip_sha256=content_sha256(pretrained) if Path(pretrained).is_file() else "",
         backbones=backbones, backbone_weights=weights, backbone_sha256=weights_sha, **settings,
     )

@@ -11,7 +11,7 @@ import typer
 
 from extract.flow import FLOW_BACKENDS
 from extract.runner import RunOptions
-from fgm_common.config import ExtractConfig
+from fgm_common.config import ExtractConfig, FlowConfig
 from fgm_common.console import console, progress_bar
 from fgm_common.options import Device, Quiet, StoreArg
 
@@ -62,9 +62,9 @@ def extract(
                                             + ", ".join(FLOW_BACKENDS) + ".")] = "auto",
     flow_pairs: Annotated[str, typer.Option(help="'native': flow between each sampled frame and the next native "
                                                   "frame (default: sees fine and fast motion); 'sampled': between "
-                                                  "consecutive sampled frames.")] = ExtractConfig.flow_pairs,
-    flow_size: Annotated[int, typer.Option(help="Short side (px) frames are resized to before flow.")] = ExtractConfig.flow_compute_size,
-    flow_grid: Annotated[int, typer.Option(help="Stored flow fields are GRID x GRID (float16).")] = ExtractConfig.flow_grid,
+                                                  "consecutive sampled frames.")] = FlowConfig.pairs,
+    flow_size: Annotated[int, typer.Option(help="Short side (px) frames are resized to before flow.")] = FlowConfig.compute_size,
+    flow_grid: Annotated[int, typer.Option(help="Stored flow fields are GRID x GRID (float16).")] = FlowConfig.grid,
     template: Annotated[Optional[list[str]], typer.Option(help="Text template with {label}; repeat for several.")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="Label entries with a dataset adapter (kth, ucf-sports, ...; see "
                                                        "docs/datasets.md) and encode its class descriptions.")] = None,
@@ -98,9 +98,9 @@ def extract(
 
     try:
         settings = {"templates": tuple(template)} if template else {}
-        config = make_config(frames=frames, fps=fps, flow=flow, backbone_weights=backbone_weights,
+        flow_config = FlowConfig(backend=flow, pairs=flow_pairs, compute_size=flow_size, grid=flow_grid)
+        config = make_config(frames=frames, fps=fps, flow=flow_config, backbone_weights=backbone_weights,
                              clip_model=clip_model, pretrained=pretrained, random_seed=random_seed, tokens=tokens,
-                             flow_pairs=flow_pairs, flow_compute_size=flow_size, flow_grid=flow_grid,
                              backbones=tuple(backbone or ()), **settings)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         console.print(f"[red]error:[/red] {e}")

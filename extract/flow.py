@@ -1,5 +1,8 @@
 """Optical flow for stage one: a registry of OpenCV backends and the compact form the store keeps.
 
+The settings are a `FlowConfig` (fgm_common/config.py, nested in ExtractConfig); this module owns
+what needs the registry: `resolve_backend` is the one check of a backend name.
+
 Frames are turned to gray and resized so the short side is `compute_size`, flow is computed there,
 then stored twice: a (2, G, G) float16 field in pixels of the G x G grid (the model's motion input)
 and a (2 * bins,) histogram descriptor. Flow vectors follow OpenCV: flow[..., 0] is x (right),
@@ -8,40 +11,12 @@ flow[..., 1] is y (down), in pixels, from the first frame to the second.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import cv2
 import numpy as np
 
-from fgm_common.config import ExtractConfig
-
-
-@dataclass(frozen=True)
-class FlowParams:
-    """How every stored flow number was made; kept in the store beside the flow arrays."""
-
-    backend: str  # resolved registry name, never "auto"
-    # the defaults are the store config's (one owner): see ExtractConfig.flow_*
-    compute_size: int = ExtractConfig.flow_compute_size  # short side of the frames flow is computed on
-    grid: int = ExtractConfig.flow_grid  # stored field is (2, grid, grid)
-    hist_bins: int = ExtractConfig.flow_hist_bins  # orientation bins; the histogram has 2 * hist_bins values
-
-    @classmethod
-    def of(cls, config: ExtractConfig) -> "FlowParams":
-        """The flow settings of a store config."""
-        return cls(config.flow_backend, config.flow_compute_size, config.flow_grid, config.flow_hist_bins)
-
-    def __post_init__(self) -> None:
-        if self.backend not in FLOW_BACKENDS:
-            hint = " (call resolve_backend first)" if self.backend == "auto" else ""
-            raise ValueError(
-                f"flow backend {self.backend!r} is not a registry name{hint}; "
-                f"choose one of {sorted(FLOW_BACKENDS)}"
-            )
-        for name in ("compute_size", "grid", "hist_bins"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"FlowParams.{name} must be at least 1, not {getattr(self, name)}")
+from fgm_common.config import FlowConfig
 
 
 class FlowBackend(Protocol):
@@ -167,12 +142,19 @@ def cuda_available() -> bool:
         return False
 
 
-def resolve_backend(name: str) -> str:
-    """Registry name for `name`: "auto" -> cuda-farneback with CUDA, else dis; errors say what to do."""
-    if name == "auto":
+def resolve_backend(name: str, allow_auto: bool = True) -> str:
+    """Registry name for `name`: "auto" -> cuda-farneback with CUDA, else dis; errors say what to do.
+
+    The one check of a backend name. `allow_auto=False` for a name that must already be resolved
+    (what a store records and flow is computed with).
+    """
+    if name == "auto" and allow_auto:
         return "cuda-farneback" if cuda_available() else "dis"
     if name not in FLOW_BACKENDS:
         choices = sorted(FLOW_BACKENDS)
+        if name == "auto":
+            raise ValueError(f"flow backend 'auto' is not a registry name (call resolve_backend first); "
+                             f"choose one of {choices}")
         raise ValueError(f"unknown flow backend {name!r}; choose one of {choices} or 'auto'")
     if name.startswith("cuda-") and not cuda_available():  # registry naming rule: cuda-* need a GPU
         cpu = sorted(n for n in FLOW_BACKENDS if not n.startswith("cuda-"))
@@ -183,9 +165,9 @@ def resolve_backend(name: str) -> str:
     return name
 
 
-def make_backend(name: str) -> FlowBackend:
+def make_backend(name: str, allow_auto: bool = True) -> FlowBackend:
     """A fresh backend for `name` (resolved here too); make one per worker, backends hold state."""
-    return FLOW_BACKENDS[resolve_backend(name)]()
+    return FLOW_BACKENDS[resolve_backend(name, allow_auto)]()
 
 
 def prepare_gray(rgb: np.ndarray, compute_size: int) -> np.ndarray:
@@ -246,12 +228,12 @@ def flow_histogram(flow: np.ndarray, bins: int) -> np.ndarray:
 class FlowComputer:
     """The one object stage one uses: two RGB frames -> ((2, grid, grid) f16, (2 * bins,) f32)."""
 
-    def __init__(self, params: FlowParams):
-        self.params = params
-        self.backend = make_backend(params.backend)
+    def __init__(self, config: FlowConfig):
+        self.config = config
+        self.backend = make_backend(config.backend, allow_auto=False)  # the backend the store records
 
     def __call__(self, prev_rgb: np.ndarray, next_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        p = self.params
+        p = self.config
         prev, nxt = prepare_gray(prev_rgb, p.compute_size), prepare_gray(next_rgb, p.compute_size)
         if prev.shape != nxt.shape:
             raise ValueError(f"frames differ in size: {prev_rgb.shape} vs {next_rgb.shape}")

@@ -37,7 +37,7 @@ import numpy as np
 from extract.backbones import load_backbone
 from extract.batching import Chunk, ConsumerGone, Done, Frame, Packer, Result, put
 from extract.clip_model import load_clip
-from extract.flow import FlowComputer, FlowParams
+from extract.flow import FlowComputer
 from extract.inputs import VideoItem
 from extract.produce import produce
 from extract.threads import EntryWriter, ordered_messages, release_free_memory
@@ -73,9 +73,8 @@ class Extractor:
         if self.clip.device == "cpu":
             cv2.setNumThreads(1)  # torch owns the cores (module docstring)
         self.decode_threads = decode_threads or default_decode_threads(self.clip.device)
-        params = FlowParams.of(config)
         # one per producer thread: a flow backend holds state (a DIS object, CUDA streams)
-        self.flows = [FlowComputer(params) for _ in range(self.decode_threads)]
+        self.flows = [FlowComputer(config.flow) for _ in range(self.decode_threads)]
         # frozen extra backbones beside CLIP, in the config's order (e.g. resnet50 for the no-CLIP ablation)
         self.backbones = {name: load_backbone(name, config.backbone_weights, config.random_seed, self.clip.device)
                           for name in config.backbones}

@@ -16,19 +16,13 @@ from extract.batching import Done, Failed, Frame
 from extract.fingerprint import content_sha256, stat_fingerprint
 from extract.flow import FlowComputer
 from extract.inputs import VideoItem
-from extract.video import VideoError, fps_indices, open_source, uniform_indices
+from extract.sampling import sample_indices
+from extract.video import VideoError, open_source
 from fgm_common.config import ExtractConfig
 from fgm_common.store import FLOW, FLOW_HIST, FLOW_TS, FRAME_INDEX, TIMESTAMPS
 
 # Exceptions a bad video can raise anywhere in decoding or flow; anything else is a bug and propagates.
 VIDEO_FAILURES = (VideoError, cv2.error, OSError, ValueError, RuntimeError)
-
-
-def sample_indices(config: ExtractConfig, n_frames: int, fps: float) -> np.ndarray:
-    """The native frame indices the config samples from a video of n_frames at fps -> (T,) int64."""
-    if config.sampling == "fps":
-        return fps_indices(n_frames, fps, config.fps)
-    return uniform_indices(n_frames, config.num_frames)
 
 
 def produce(item: VideoItem, config: ExtractConfig, flow: FlowComputer, preprocess: Callable,
@@ -49,7 +43,7 @@ def produce(item: VideoItem, config: ExtractConfig, flow: FlowComputer, preproce
         source = open_source(item.path, start_ms=item.start_ms, end_ms=item.end_ms)
         info = source.probe()
         indices = sample_indices(config, info.n_frames, info.fps)
-        native = config.flow_pairs == "native"
+        native = config.flow.pairs == "native"
         flows, hists, flow_ts, stamps = [], [], [], []
         prev = None
         for frame in source.iter_frames(indices, with_next=native):

@@ -1,7 +1,8 @@
 """Streaming video decoding: (H, W, 3) uint8 RGB frames one at a time, memory independent of length.
 
 Sources: a video file OpenCV's FFmpeg backend opens, or a folder of image frames read at `folder_fps`.
-At most the current frame and its successor (`with_next`) are held.
+At most the current frame and its successor (`with_next`) are held. Which frames to ask for is
+extract/sampling.py's.
 
 Frame count: `probe().n_frames` is exact. CAP_PROP_FRAME_COUNT is an estimate for some containers
 (mkv/webm derive it from the duration; truncated files keep the header's count), so it is trusted
@@ -86,23 +87,6 @@ class FrameSource(Protocol):
 def is_video_candidate(path: Path) -> bool:
     """True when the file name has a video extension (case-insensitive)."""
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
-
-
-def uniform_indices(n_frames: int, num_frames: int) -> np.ndarray:
-    """TSN sampling: the midpoint of each of num_frames equal segments -> (num_frames,) int64, sorted."""
-    if n_frames < 1 or num_frames < 1:
-        raise ValueError(f"need n_frames >= 1 and num_frames >= 1, got {n_frames} and {num_frames}")
-    seg = np.arange(num_frames, dtype=np.int64)
-    return ((2 * seg + 1) * n_frames) // (2 * num_frames)  # integer floor of (i + 0.5) * n / num
-
-
-def fps_indices(n_frames: int, native_fps: float, target_fps: float) -> np.ndarray:
-    """One native index per 1/target_fps seconds over the clip -> (k,) int64, k >= 1 (repeats when upsampling)."""
-    if n_frames < 1 or not native_fps > 0 or not target_fps > 0:
-        raise ValueError(f"need n_frames >= 1 and positive rates, got {n_frames}, {native_fps}, {target_fps}")
-    count = max(1, math.ceil(n_frames * target_fps / native_fps - 1e-9))
-    idx = np.floor(np.arange(count) * (native_fps / target_fps) + 1e-9).astype(np.int64)
-    return np.minimum(idx, n_frames - 1)
 
 
 def open_source(path: str | Path, *, start_ms: float | None = None, end_ms: float | None = None,

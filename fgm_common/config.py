@@ -1,4 +1,9 @@
-"""ExtractConfig: every setting that changes a number in the feature store, frozen and JSON-round-trippable."""
+"""ExtractConfig: every setting that changes a number in the feature store, frozen and JSON-round-trippable.
+
+Its flow settings are one nested `FlowConfig`. It lives here, not in extract/flow.py, because the
+store reads configs back and fgm_common imports nothing from the stages; the backend registry and
+`resolve_backend` stay in extract/flow.py.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,33 @@ RANDOM_TAGS = ("none", "random")
 def is_random_weights(source: str) -> bool:
     """True when a weights source (a `pretrained` or `backbone_weights` value) asks for random weights."""
     return str(source).lower() in RANDOM_TAGS
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """How every stored flow number is made (extract/flow.py computes it); checked when made.
+
+    `pairs`: "native" = each sampled frame to its next native frame (T fields; default, it sees fine
+    and fast motion, docs/design-choices.md), "sampled" = between consecutive sampled frames (T-1
+    fields, Eq. 5 of the paper taken literally). In the store's attrs each field is a flat
+    `flow_<name>` key of the ExtractConfig (`ExtractConfig.to_dict`), as before this class existed.
+    """
+
+    backend: str = "dis"  # a registry name (extract/flow.py: FLOW_BACKENDS); resolved, never "auto", in a store
+    pairs: str = "native"
+    compute_size: int = 128  # short side of the frames flow is computed on
+    grid: int = 56  # stored field is (2, grid, grid)
+    hist_bins: int = 8  # orientation bins; the histogram has 2 * hist_bins values
+
+    def __post_init__(self) -> None:
+        if self.pairs not in ("sampled", "native"):
+            raise ValueError(f"flow_pairs must be 'sampled' or 'native', not {self.pairs!r}")
+        for name in ("compute_size", "grid", "hist_bins"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"flow_{name} must be at least 1, not {getattr(self, name)}")
+
+
+_FLOW_KEYS = {f"flow_{f.name}": f.name for f in dataclasses.fields(FlowConfig)}  # stored key -> FlowConfig field
 
 
 @dataclass(frozen=True)
@@ -37,14 +69,8 @@ class ExtractConfig:
     random_seed: int = 0
     tokens: bool = False  # also keep the patch tokens entering the last vision block
 
-    # Optical flow (see extract/flow.py). `flow_pairs`: "native" = sampled frame to its next native
-    # frame (T fields; default, it sees fine and fast motion, docs/design-choices.md), "sampled" =
-    # between consecutive sampled frames (T-1 fields, Eq. 5 of the paper taken literally).
-    flow_backend: str = "dis"  # resolved name, never "auto"
-    flow_pairs: str = "native"
-    flow_compute_size: int = 128
-    flow_grid: int = 56
-    flow_hist_bins: int = 8
+    # Optical flow (see extract/flow.py); stored as the flat keys flow_backend, flow_pairs, ...
+    flow: FlowConfig = field(default_factory=FlowConfig)
 
     # Text prompts: the templates applied to each class name, plus per-class descriptions.
     templates: tuple[str, ...] = ("a video of a person {label}.",)
@@ -63,26 +89,35 @@ class ExtractConfig:
             object.__setattr__(self, "num_frames", 0)
         elif self.sampling == "uniform":
             object.__setattr__(self, "fps", 0.0)
-        # zarr attrs and JSON give lists back: `ExtractConfig(**attrs)` must equal (and hash like) the original
+        # zarr attrs and JSON give lists back: a config made with lists must equal (and hash like) the original
         for name in ("templates", "backbones"):
             if isinstance(getattr(self, name), list):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
 
     def to_dict(self) -> dict:
-        """JSON-safe dict; tuples become lists."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """JSON-safe flat dict, the store's format; tuples become lists, `flow` becomes flow_* keys.
+
+        Flat, in the field order of the time the flow settings were fields of their own, so that
+        stored attrs and digests are those of every store written before FlowConfig.
+        """
+        flat: dict = {}
+        for name, value in dataclasses.asdict(self).items():
+            flat.update({key: value[f] for key, f in _FLOW_KEYS.items()} if name == "flow" else {name: value})
+        return json.loads(json.dumps(flat))
 
     @classmethod
     def from_dict(cls, d: dict) -> "ExtractConfig":
         """Inverse of to_dict; unknown keys are an error so a newer store is never misread."""
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = ({f.name for f in dataclasses.fields(cls)} - {"flow"}) | set(_FLOW_KEYS)
         unknown = set(d) - names
         if unknown:
             raise ValueError(
                 f"store config has fields this fgm does not know: {sorted(unknown)}; upgrade fgm"
             )
         tuple_fields = {"templates", "backbones"}
-        return cls(**{k: tuple(v) if k in tuple_fields else v for k, v in d.items()})
+        flow = FlowConfig(**{_FLOW_KEYS[k]: v for k, v in d.items() if k in _FLOW_KEYS})
+        rest = {k: tuple(v) if k in tuple_fields else v for k, v in d.items() if k not in _FLOW_KEYS}
+        return cls(**rest, flow=flow)
 
     def digest(self) -> str:
         """Short stable hash of the config: names a store and detects mismatches."""
@@ -95,15 +130,13 @@ class ExtractConfig:
         return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
 
     def validate(self) -> None:
-        """Raise ValueError with a clear message on settings that cannot work."""
+        """Raise ValueError with a clear message on settings that cannot work (`flow` checks itself when made)."""
         if self.sampling not in ("uniform", "fps"):
             raise ValueError(f"sampling must be 'uniform' or 'fps', not {self.sampling!r}")
         if self.sampling == "uniform" and self.num_frames < 1:
             raise ValueError("num_frames must be at least 1")
         if self.sampling == "fps" and self.fps <= 0:
             raise ValueError("--fps must be positive when sampling by fps")
-        if self.flow_pairs not in ("sampled", "native"):
-            raise ValueError(f"flow_pairs must be 'sampled' or 'native', not {self.flow_pairs!r}")
         if not self.templates or any("{label}" not in t for t in self.templates):
             raise ValueError("every text template must contain '{label}'")
         if len(set(self.backbones)) != len(self.backbones):

@@ -2,8 +2,8 @@
 
 This is the only module that knows the layout. Schema version 1:
 
-    <root>/                      attrs: schema_version, extract_config, provenance, clip_identity,
-                                        backbone_identity, classes, failures, runs
+    <root>/                      attrs: schema_version, extract_config, config_digest, provenance,
+                                        clip_identity, backbone_identity, classes, failures, runs
     <root>/text/                 sentence_emb (S, D) f32, class_emb (C, D) f32, scene_emb (K, D) f32;
                                  attrs: sentences, sentence_class, scenes
     <root>/videos/<entry id>/    one group per video, attrs: key, label, ..., complete
@@ -36,6 +36,7 @@ import numpy as np
 import zarr
 
 from fgm_common.config import ExtractConfig, grown_config
+from fgm_common.identity import weights_mismatch
 from fgm_common.texts import class_mean
 
 SCHEMA_VERSION = 1
@@ -57,18 +58,6 @@ ARRAY_DTYPES = {
     FLOW_TS: "float64",
     TOKENS: "float16",
 }
-
-
-# The hashes in a weights identity (clip_identity, backbone_identity) that pin the exact weights.
-IDENTITY_HASHES = ("weights_sha256", "file_sha256")
-
-
-def weights_mismatch(recorded: dict, actual: dict) -> str | None:
-    """The first hash `recorded` pins that `actual` does not match (None: the same weights)."""
-    for key in IDENTITY_HASHES:
-        if recorded.get(key) and actual.get(key) != recorded[key]:
-            return key
-    return None
 
 
 class StoreError(Exception):
@@ -227,15 +216,8 @@ class FeatureStore:
     def runs(self) -> list[dict]:
         return list(self.root.attrs.get("runs", []))
 
-    def set_text(
-        self,
-        classes: list[str],
-        sentences: list[str],
-        sentence_class: list[int],
-        sentence_emb: np.ndarray,
-        scenes: list[str],
-        scene_emb: np.ndarray,
-    ) -> None:
+    def set_text(self, classes: list[str], sentences: list[str], sentence_class: list[int],
+                 sentence_emb: np.ndarray, scenes: list[str], scene_emb: np.ndarray) -> None:
         """Write the text side: sentence_emb (S, D), scene_emb (K, D); class_emb is their class mean."""
         sentence_emb = np.asarray(sentence_emb, dtype=np.float32)
         cls_idx = np.asarray(sentence_class)
@@ -273,22 +255,20 @@ class FeatureStore:
         group.attrs.update({**meta, "key": key, "complete": True})
         return eid
 
+    def _entry_group(self, key: str) -> zarr.Group | None:
+        """The group of the entry for `key` (complete or not), or None when there is none."""
+        eid, videos = entry_id(key), self.root[VIDEOS]
+        return videos[eid] if eid in videos else None
+
     def entry_meta(self, key: str) -> dict[str, Any] | None:
         """Attrs of the entry for `key` if it exists (complete or not), else None."""
-        eid = entry_id(key)
-        videos = self.root[VIDEOS]
-        if eid not in videos:
-            return None
-        return dict(videos[eid].attrs)
+        group = self._entry_group(key)
+        return None if group is None else dict(group.attrs)
 
     def missing_arrays(self, key: str, names: tuple[str, ...]) -> list[str]:
         """Which of `names` the entry for `key` lacks (all of them when there is no entry)."""
-        eid = entry_id(key)
-        videos = self.root[VIDEOS]
-        if eid not in videos:
-            return list(names)
-        group = videos[eid]
-        return [n for n in names if n not in group]
+        group = self._entry_group(key)
+        return [n for n in names if group is None or n not in group]
 
     def entries(self, include_incomplete: bool = False) -> list[Entry]:
         """All entries sorted by key; incomplete ones only when asked."""

@@ -20,7 +20,7 @@ def test_fps_sampling_ignores_the_frame_count():
 
 
 def test_auto_flow_is_resolved_to_what_runs_here():
-    assert make_config(flow="auto", **TINY).flow_backend == ("cuda-farneback" if cuda_available() else "dis")
+    assert make_config(flow="auto", **TINY).flow.backend == ("cuda-farneback" if cuda_available() else "dis")
     with pytest.raises(ValueError, match="unknown flow backend"):
         make_config(flow="optical-magic", **TINY)
 

@@ -23,7 +23,8 @@ import zarr
 
 from extract.backbones import BACKBONES, checkpoint_path, fetch_weights, load_backbone, resolve_weights
 from extract.runner import record_backbone_identity
-from extract.video import open_source, uniform_indices
+from extract.sampling import uniform_indices
+from extract.video import open_source
 from fgm_common.config import ExtractConfig
 from fgm_common.config import grown_config
 from fgm_common.store import FeatureStore

@@ -25,9 +25,10 @@ from typer.testing import CliRunner
 
 from extract.cli import export_app, info_app, main
 from extract.clip_model import last_vision_block, load_clip
-from extract.flow import FlowComputer, FlowParams
+from extract.flow import FlowComputer
 from extract.synth import SynthConfig, clip_rng, render_clip, write_dataset
-from extract.video import open_source, uniform_indices
+from extract.sampling import uniform_indices
+from extract.video import open_source
 from fgm_common.store import ARRAY_DTYPES, FLOW_ARRAYS, FRAME_ARRAYS, FeatureStore, StoreError
 from fgm_common.texts import SCENE_BANK, class_sentences, load_descriptions
 
@@ -101,8 +102,8 @@ def test_extract_writes_complete_documented_entries(base):
     assert len(store.entries(include_incomplete=True)) == len(entries) == 6
     assert store.failures() == {}
     cfg = store.config
-    assert (cfg.num_frames, cfg.clip_model, cfg.pretrained, cfg.flow_pairs) == (FRAMES, "fgm-tiny-vit", "none", "sampled")
-    dim, grid, bins = TINY_CFG["embed_dim"], cfg.flow_grid, cfg.flow_hist_bins
+    assert (cfg.num_frames, cfg.clip_model, cfg.pretrained, cfg.flow.pairs) == (FRAMES, "fgm-tiny-vit", "none", "sampled")
+    dim, grid, bins = TINY_CFG["embed_dim"], cfg.flow.grid, cfg.flow.hist_bins
     for entry, video in zip(entries, videos):
         a = store.read(entry)
         assert set(a) == set(FRAME_ARRAYS + FLOW_ARRAYS)
@@ -144,7 +145,7 @@ def test_stored_features_equal_direct_computation(base, tiny_clip):
     """Known answer: decode the sampled frames here and run the same CLIP and flow; the store must agree."""
     store = FeatureStore.open(base.url)
     cfg = store.config
-    flow = FlowComputer(FlowParams.of(cfg))
+    flow = FlowComputer(cfg.flow)
     for entry in store.entries()[::3]:
         frames = decoded_frames(entry.meta["path"], FRAMES)
         a = store.read(entry)
@@ -420,8 +421,8 @@ def test_native_flow_pairs_and_tokens(tiny_videos, tmp_path, run_extract_cli):
     result = run_extract_cli(manifest, url, "--flow-pairs", "native", "--tokens")
     assert result.exit_code == 0, result.output
     store = FeatureStore.open(url)
-    assert store.config.flow_pairs == "native" and store.config.tokens is True
-    grid = store.config.flow_grid
+    assert store.config.flow.pairs == "native" and store.config.tokens is True
+    grid = store.config.flow.grid
     vision = TINY_CFG["vision_cfg"]
     n_tokens = (vision["image_size"] // vision["patch_size"]) ** 2 + 1
     clip = load_clip("fgm-tiny-vit", "none", random_seed=0, device="cpu")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import cv2
 import numpy as np
 import pytest
 
 from extract import flow as F
+from fgm_common.config import FlowConfig
 
 CPU_BACKENDS = sorted(n for n in F.FLOW_BACKENDS if not n.startswith("cuda-"))
 CUDA_BACKENDS = sorted(n for n in F.FLOW_BACKENDS if n.startswith("cuda-"))
@@ -193,14 +192,13 @@ def test_flow_computer_identical_frames_are_exactly_still(name):
     # Farneback alone returns ~0.08 px of noise on identical frames; the computer must not.
     first, _, _ = moving_square(3, 0)
     rgb = np.repeat(first[..., None], 3, axis=2)
-    field, hist = F.FlowComputer(F.FlowParams(name, grid=16))(rgb, rgb.copy())
+    field, hist = F.FlowComputer(FlowConfig(name, grid=16))(rgb, rgb.copy())
     assert field.shape == (2, 16, 16) and not field.any()
     np.testing.assert_array_equal(hist, np.r_[np.zeros(8), 1.0, np.zeros(7)])
 
 
 def test_flow_computer_known_answers():
-    params = F.FlowParams("dis", compute_size=128, grid=32, hist_bins=8)
-    computer = F.FlowComputer(params)
+    computer = F.FlowComputer(FlowConfig("dis", compute_size=128, grid=32, hist_bins=8))
     first, second, _ = moving_square(0, -3, size=256, side=80)  # prepared at half size: 1.5 px up
     rgb = [np.repeat(f[..., None], 3, axis=2) for f in (first, second)]
     field, hist = computer(*rgb)
@@ -231,15 +229,15 @@ def test_cuda_backend_without_cuda_is_a_clear_error(name):
     with pytest.raises(RuntimeError, match=r"no CUDA.*'dis'"):
         F.make_backend(name)
     with pytest.raises(RuntimeError):
-        F.FlowComputer(F.FlowParams(name))
+        F.FlowComputer(FlowConfig(name))
 
 
-def test_flow_params_validation():
+def test_flow_computer_needs_a_resolved_registry_name():
+    # the store records the backend flow was computed with: never "auto" (sizes: tests/fgm_common/test_config.py)
     with pytest.raises(ValueError, match="resolve_backend"):
-        F.FlowParams("auto")
-    with pytest.raises(ValueError, match="grid"):
-        F.FlowParams("dis", grid=0)
-    params = F.FlowParams("dis")
-    assert (params.compute_size, params.grid, params.hist_bins) == (128, 56, 8)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        params.grid = 8  # type: ignore[misc]
+        F.FlowComputer(FlowConfig("auto"))
+    with pytest.raises(ValueError, match="resolve_backend"):
+        F.resolve_backend("auto", allow_auto=False)
+    with pytest.raises(ValueError, match="unknown flow backend 'raft'.*dis-medium"):
+        F.FlowComputer(FlowConfig("raft"))
+    assert F.FlowComputer(FlowConfig("dis")).config == FlowConfig()

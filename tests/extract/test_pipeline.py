@@ -60,9 +60,9 @@ def test_dask_workers_get_the_batch_size(tiny_videos, tmp_path, run_extract_cli)
 def _extractor(tiny_videos, url, decode_threads=1):
     from extract.inputs import discover
     from extract.pipeline import Extractor
-    from fgm_common.config import ExtractConfig
+    from fgm_common.config import ExtractConfig, FlowConfig
 
-    config = ExtractConfig(clip_model="fgm-tiny-vit", pretrained="none", num_frames=4, flow_pairs="sampled")
+    config = ExtractConfig(clip_model="fgm-tiny-vit", pretrained="none", num_frames=4, flow=FlowConfig(pairs="sampled"))
     FeatureStore.create_or_open(url, config, {})
     return Extractor(config, url, device="cpu", batch_size=3, decode_threads=decode_threads), discover(tiny_videos).items
 

@@ -1,4 +1,5 @@
-"""ExtractConfig: JSON and zarr-attrs round trips, unknown fields, a digest that tracks every field, validate()."""
+"""ExtractConfig: JSON and zarr-attrs round trips, unknown fields, a digest that tracks every field, validate(),
+and the flat stored form (digests pinned from before FlowConfig) that keeps existing stores readable."""
 
 from __future__ import annotations
 
@@ -8,19 +9,36 @@ import uuid
 
 import pytest
 
-from fgm_common.config import ExtractConfig
+from fgm_common.config import ExtractConfig, FlowConfig
 from fgm_common.store import FeatureStore
 
 CUSTOM = ExtractConfig(
     sampling="fps", num_frames=8, fps=2.5, clip_model="fgm-tiny-vit", pretrained="none", random_seed=3,
-    tokens=True, flow_pairs="native", flow_grid=16, templates=("a {label}.", "someone doing {label}."),
+    tokens=True, flow=FlowConfig(pairs="native", grid=16), templates=("a {label}.", "someone doing {label}."),
     backbones=("resnet50",),
 )
 
+# Every setting by its stored (flat) name: ExtractConfig's own fields and the flow_* keys of its FlowConfig.
+FLOW_KEYS = {f"flow_{f.name}": f.name for f in dataclasses.fields(FlowConfig)}
+STORED_NAMES = [f.name for f in dataclasses.fields(ExtractConfig) if f.name != "flow"] + list(FLOW_KEYS)
+
+
+def _get(cfg: ExtractConfig, name: str):
+    return getattr(cfg.flow, FLOW_KEYS[name]) if name in FLOW_KEYS else getattr(cfg, name)
+
+
+def _with(cfg: ExtractConfig, name: str, value) -> ExtractConfig:
+    """cfg with the setting stored as `name` set to `value`."""
+    if name in FLOW_KEYS:
+        return dataclasses.replace(cfg, flow=dataclasses.replace(cfg.flow, **{FLOW_KEYS[name]: value}))
+    return dataclasses.replace(cfg, **{name: value})
+
 
 def _changed(cfg: ExtractConfig, name: str):
-    """A value of field `name` different from cfg's, of the same type."""
-    value = getattr(cfg, name)
+    """A valid value of setting `name` different from cfg's, of the same type."""
+    value = _get(cfg, name)
+    if name == "flow_pairs":
+        return {"native": "sampled", "sampled": "native"}[value]
     if isinstance(value, bool):
         return not value
     if isinstance(value, (int, float)):
@@ -39,8 +57,9 @@ def test_dict_round_trip_is_json_and_exact():
     assert isinstance(back.templates, tuple) and isinstance(back.backbones, tuple)
 
 
-def test_keyword_construction_from_attrs_equals_original():
-    back = ExtractConfig(**CUSTOM.to_dict())  # lists from JSON, as zarr attrs give them
+def test_keyword_construction_with_lists_equals_original():
+    # lists, as JSON and zarr attrs give them back
+    back = dataclasses.replace(CUSTOM, templates=list(CUSTOM.templates), backbones=list(CUSTOM.backbones))
     assert back == CUSTOM
     assert hash(back) == hash(CUSTOM)
 
@@ -50,7 +69,46 @@ def test_read_back_from_store_attrs():
     FeatureStore.create_or_open(url, CUSTOM, {})
     store = FeatureStore.open(url)
     assert store.config == CUSTOM
-    assert ExtractConfig(**dict(store.root.attrs["extract_config"])) == CUSTOM
+    attrs = dict(store.root.attrs["extract_config"])
+    assert attrs == CUSTOM.to_dict() and attrs["flow_grid"] == 16  # flat flow_* keys, as stores always had
+    assert ExtractConfig.from_dict(attrs) == CUSTOM
+
+
+# Known answers computed on the code before FlowConfig (flat ExtractConfig.flow_* fields, commit
+# 89d17cf): they pin store compatibility. A store is named and checked by its config's digest and
+# keeps `to_dict()` in its attrs, so a changed value here means every existing store is refused.
+PRE_FLOWCONFIG_DEFAULT = {
+    "sampling": "uniform", "num_frames": 16, "fps": 0.0, "clip_model": "ViT-B-32", "pretrained": "openai",
+    "clip_sha256": "", "random_seed": 0, "tokens": False, "flow_backend": "dis", "flow_pairs": "native",
+    "flow_compute_size": 128, "flow_grid": 56, "flow_hist_bins": 8, "templates": ["a video of a person {label}."],
+    "backbones": [], "backbone_weights": "IMAGENET1K_V2", "backbone_sha256": "",
+}
+PINNED_DIGESTS = [
+    (ExtractConfig(), "7a9b58e83099"),
+    (ExtractConfig(flow=FlowConfig(backend="farneback", pairs="sampled", compute_size=96, grid=16, hist_bins=4)),
+     "73c0acfa4423"),
+    (ExtractConfig(sampling="fps", fps=5.0, flow=FlowConfig(backend="dis-medium", grid=32), backbones=("resnet50",),
+                   tokens=True), "d9d00c5d3528"),
+    (CUSTOM, "08cab09e4fa0"),
+]
+
+
+@pytest.mark.parametrize("config,digest", PINNED_DIGESTS, ids=["default", "flow", "fps-dis-medium", "custom"])
+def test_digest_and_round_trip_are_those_of_stores_made_before_flowconfig(config, digest):
+    assert config.digest() == digest
+    assert ExtractConfig.from_dict(config.to_dict()) == config
+    assert ExtractConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_stored_dict_is_the_flat_one_stores_always_had():
+    # same keys, values and order as the attrs of a store written before FlowConfig
+    assert json.dumps(ExtractConfig().to_dict()) == json.dumps(PRE_FLOWCONFIG_DEFAULT)
+    old = PRE_FLOWCONFIG_DEFAULT | {"flow_backend": "farneback", "flow_pairs": "sampled", "flow_compute_size": 96,
+                                    "flow_grid": 16, "flow_hist_bins": 4}
+    config = ExtractConfig.from_dict(old)
+    assert config == PINNED_DIGESTS[1][0] and config.digest() == PINNED_DIGESTS[1][1]
+    assert config.to_dict() == old
+    assert ExtractConfig.from_dict({k: v for k, v in old.items() if k != "flow_hist_bins"}).flow.hist_bins == 8
 
 
 def test_unknown_field_is_rejected_with_advice():
@@ -71,11 +129,11 @@ UNIFORM = dataclasses.replace(CUSTOM, sampling="uniform", num_frames=8, fps=0.0)
 UNUSED = {"fps": "num_frames", "uniform": "fps"}  # the setting each sampling mode has no use for
 
 
-@pytest.mark.parametrize("base,name", [pytest.param(base, f.name, id=f"{base.sampling}-{f.name}")
-                                       for base in (CUSTOM, UNIFORM) for f in dataclasses.fields(ExtractConfig)
-                                       if f.name != UNUSED[base.sampling]])  # that one: the test below
+@pytest.mark.parametrize("base,name", [pytest.param(base, name, id=f"{base.sampling}-{name}")
+                                       for base in (CUSTOM, UNIFORM) for name in STORED_NAMES
+                                       if name != UNUSED[base.sampling]])  # that one: the test below
 def test_digest_and_diff_follow_every_field(base, name):
-    other = dataclasses.replace(base, **{name: _changed(base, name)})
+    other = _with(base, name, _changed(base, name))
     assert other.digest() != base.digest()
     assert list(base.diff(other)) == [name]
     assert base.diff(base) == {}
@@ -101,7 +159,6 @@ def test_valid_configs_pass():
         ({"sampling": "random"}, "sampling must be"),
         ({"num_frames": 0}, "num_frames must be at least 1"),
         ({"sampling": "fps", "fps": 0.0}, "--fps must be positive"),
-        ({"flow_pairs": "all"}, "flow_pairs must be"),
         ({"templates": ()}, "template"),
         ({"templates": ("a video of {label}.", "no placeholder")}, "{label}"),
     ],
@@ -113,4 +170,26 @@ def test_validate_names_the_problem(changes, message):
 
 def test_default_flow_pairs_is_native():
     """Each sampled frame to its next native frame: the measured default (docs/design-choices.md)."""
-    assert ExtractConfig().flow_pairs == "native"
+    assert ExtractConfig().flow.pairs == "native"
+
+
+def test_flow_config_defaults_and_frozen():
+    flow = ExtractConfig().flow
+    assert flow == FlowConfig()
+    assert (flow.backend, flow.pairs, flow.compute_size, flow.grid, flow.hist_bins) == ("dis", "native", 128, 56, 8)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        flow.grid = 8  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"pairs": "all"}, "flow_pairs must be 'sampled' or 'native'"),
+        ({"compute_size": 0}, "flow_compute_size must be at least 1"),
+        ({"grid": 0}, "flow_grid must be at least 1"),
+        ({"hist_bins": -1}, "flow_hist_bins must be at least 1"),
+    ],
+)
+def test_flow_config_names_the_problem_when_made(changes, message):
+    with pytest.raises(ValueError, match=message):
+        FlowConfig(**changes)

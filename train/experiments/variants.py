@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Callable
 
 from train.fitting.variant import Variant
-from train.parts.model import PAPER_FUSION  # single-stream baselines have one head: a stream head would repeat it
+from train.parts.model_config import PAPER_FUSION  # single-stream baselines have one head: a stream head would repeat it
 
 
 VARIANTS: dict[str, Callable[[], Variant]] = {}

@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from train.parts.classifier import interaction_inputs_from_state, needs_text_tokens
-from train.parts.model import CLIP_PART_MODULES, FGMCLIP, ModelConfig, build_model
+from train.parts.model import CLIP_PART_MODULES, FGMCLIP, build_model
+from train.parts.model_config import ModelConfig
 from train.fitting.variant import Variant
 
 CHECKPOINT_FORMAT = 1

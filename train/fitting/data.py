@@ -94,7 +94,7 @@ def load_features(store: FeatureStore, dataset: DatasetAdapter, n_frames: int | 
     cfg = store.config
     steps, steps_why = frame_steps(cfg.sampling, [int(e.meta.get("num_frames", 0)) for e, _ in labelled],
                                    cfg.num_frames, n_frames)
-    flow_steps = steps if cfg.flow_pairs == "native" else max(steps - 1, 1)
+    flow_steps = steps if cfg.flow.pairs == "native" else max(steps - 1, 1)
 
     def read(entry):
         try:

@@ -18,7 +18,8 @@ from train.fitting.blend import BLENDS
 from train.fitting.checkpoint import classifier_inputs, load_checkpoint, save_checkpoint
 from train.fitting.data import FeatureSet
 from train.fitting.losses import PriorState, compute_losses
-from train.parts.model import FGMCLIP, ModelConfig, build_model
+from train.parts.model import FGMCLIP, build_model
+from train.parts.model_config import ModelConfig
 from train.fitting.splits import Fold
 from train.fitting.variant import Variant
 

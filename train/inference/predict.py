@@ -21,10 +21,12 @@ from extract.inputs import MANIFEST_EXTS, Discovery, VideoItem, discover
 from fgm_common.config import ExtractConfig
 from fgm_common.console import console, progress_bar
 from fgm_common.options import resolve_device
-from fgm_common.store import CLIP, FLOW_ARRAYS, IDENTITY_HASHES, MODEL_ARRAYS, TOKENS, FeatureStore, weights_mismatch
+from fgm_common.identity import IDENTITY_HASHES, weights_mismatch
+from fgm_common.store import CLIP, FLOW_ARRAYS, MODEL_ARRAYS, TOKENS, FeatureStore
 from train.fitting.data import resample
 from train.fitting.checkpoint import load_checkpoint, needs_clip, rebuild_model
-from train.parts.model import FGMCLIP, ModelConfig
+from train.parts.model import FGMCLIP
+from train.parts.model_config import ModelConfig
 from train.inference.options import PredictOptions
 
 
@@ -147,9 +149,9 @@ def predict_videos(checkpoint: Path, videos: list[Path], options: PredictOptions
     ckpt = load_checkpoint(Path(checkpoint))
     config = ExtractConfig.from_dict(ckpt["extract_config"])
     try:
-        resolve_backend(config.flow_backend)
+        resolve_backend(config.flow.backend, allow_auto=False)
     except (RuntimeError, ValueError) as e:
-        raise PredictError(f"the checkpoint's features were made with flow backend {config.flow_backend!r}, "
+        raise PredictError(f"the checkpoint's features were made with flow backend {config.flow.backend!r}, "
                            f"which this machine cannot run, and another backend gives other features: {e}") from e
     expected = ckpt["clip_identity"]
     if not any(expected.get(k) for k in IDENTITY_HASHES):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from fgm_common.console import console
-from fgm_common.store import FeatureStore, weights_mismatch
+from fgm_common.identity import weights_mismatch
+from fgm_common.store import FeatureStore
 from train.parts.adapter import TEXT_POOLS, TextPromptLearner, TokenTailWithAdapters
 
 

@@ -10,14 +10,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from fgm_common.config import ExtractConfig
+from fgm_common.config import ExtractConfig, FlowConfig
 from fgm_common.datasets import get_dataset
 from fgm_common.store import FeatureStore, StoreError
 from train.experiments import experiment
 from train.cli import app
 from train.fitting.data import load_features
 from train.fitting.losses import PriorState, compute_losses
-from train.parts.model import ModelConfig
+from train.parts.model_config import ModelConfig
 from train.fitting.splits import SplitSpec, make_folds
 from train.fitting.config import TrainConfig
 from train.fitting.trainer import model_config, new_model
@@ -77,8 +77,9 @@ def test_no_clip_config_needs_the_extra_array_and_round_trips():
 def write_resnet_store(url: str, classes=("clap", "jump", "wave"), per_class: int = 4, t: int = 4, d: int = 32,
                        grid: int = 8, bins: int = 4) -> FeatureStore:
     """Random arrays of the stored shapes (clip, flow, flow_hist, resnet50) through the store's own writer."""
-    config = ExtractConfig(num_frames=t, clip_model="fgm-tiny-vit", pretrained="none", flow_pairs="sampled",
-                           flow_grid=grid, flow_hist_bins=bins, backbones=("resnet50",), backbone_weights="none")
+    config = ExtractConfig(num_frames=t, clip_model="fgm-tiny-vit", pretrained="none",
+                           flow=FlowConfig(pairs="sampled", grid=grid, hist_bins=bins), backbones=("resnet50",),
+                           backbone_weights="none")
     store = FeatureStore.create_or_open(url, config, {"note": "test data: random arrays"})
     rng = np.random.default_rng(0)
     store.set_text(list(classes), [f"a video of a person {c}." for c in classes], list(range(len(classes))),

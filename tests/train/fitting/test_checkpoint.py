@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from train.fitting.checkpoint import CheckpointError, load_checkpoint, rebuild_model, save_checkpoint
-from train.parts.model import ModelConfig, build_model
+from train.parts.model import build_model
+from train.parts.model_config import ModelConfig
 
 
 def test_not_a_checkpoint_is_a_clear_error(tmp_path):

@@ -74,7 +74,7 @@ def test_shapes_and_dims_come_from_the_store(store, fs):
     t, d = first["clip"].shape
     tf = first["flow"].shape[0]
     n_tok, width = first["tokens"].shape[1:]
-    g, hist = cfg.flow_grid, 2 * cfg.flow_hist_bins
+    g, hist = cfg.flow.grid, 2 * cfg.flow.hist_bins
     assert (t, tf, g) != (16, 16, 56)  # the tiny store differs from every default, so no constant passes
     assert t == cfg.num_frames and tf == t - 1  # sampled flow pairs: T-1 fields
     n = len(store.entries())

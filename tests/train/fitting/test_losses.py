@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from train.fitting import losses as L
 from train.fitting.losses import PriorState, align_loss, ce_loss, cluster_loss, compute_losses, context_loss, motion_loss
-from train.parts.model import ModelConfig
+from train.parts.model_config import ModelConfig
 
 B, T, DM, C, K, H = 4, 5, 8, 3, 4, 8
 

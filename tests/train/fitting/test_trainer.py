@@ -12,7 +12,7 @@ from fgm_common.store import CLIP
 from train.parts.clip_parts import ClipParts, load_store_clip
 from train.parts.probe import pooled
 from train.fitting.losses import PriorState, compute_losses
-from train.parts.model import ModelConfig
+from train.parts.model_config import ModelConfig
 from train.fitting.splits import Fold, SplitSpec, make_folds
 from train.fitting.config import TrainConfig
 from train.fitting.trainer import Trainer, new_model, predict_logits

@@ -219,7 +219,8 @@ def test_a_stacker_missing_a_head_it_was_fitted_with_refuses():
 # ---- stream isolation --------------------------------------------------------------------------------
 def test_isolated_streams_are_trained_by_their_own_heads_only():
     from train.fitting.losses import context_loss
-    from train.parts.model import ModelConfig, build_model
+    from train.parts.model import build_model
+    from train.parts.model_config import ModelConfig
 
     cfg = ModelConfig(clip_dim=16, flow_grid=16, flow_hist_dim=16, n_classes=3, n_frames=5, n_flow=5, hidden=16,
                       motion_dim=8, adapter_bottleneck=4, aligner="interp", stream_dropout=0.0)

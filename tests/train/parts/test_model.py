@@ -16,7 +16,8 @@ from train.parts.classifier import CLASSIFIERS
 from train.parts.fusion import FUSIONS
 from train.fitting.losses import PriorState, compute_losses
 from train.parts.heads import HEADS
-from train.parts.model import FGMCLIP, ModelConfig, build_model
+from train.parts.model import FGMCLIP, build_model
+from train.parts.model_config import ModelConfig
 from train.parts.motion import MOTION_ENCODERS, TEMPORAL
 
 B, T, TF, D, G, HH, C, K = 3, 5, 4, 16, 16, 16, 3, 4
