@@ -28,6 +28,7 @@ def make_config(frames: int = ExtractConfig.num_frames, fps: float = ExtractConf
     into a store. ValueError on settings that cannot work.
     """
     from extract.backbones import resolve_weights
+    from extract.clip_runtime import runtime_spec
     from extract.fingerprint import content_sha256
     from extract.flow import resolve_backend
 
@@ -46,6 +47,7 @@ def make_config(frames: int = ExtractConfig.num_frames, fps: float = ExtractConf
         backbones=backbones, backbone_weights=weights, backbone_sha256=weights_sha, **settings,
     )
     config.validate()
+    runtime_spec(config.clip_runtime)  # ValueError naming the registered runtimes
     return config
 
 

@@ -49,6 +49,11 @@ def extract(
     random_seed: Annotated[int, typer.Option(help="Seed of random weights with --pretrained none.")] = ExtractConfig.random_seed,
     tokens: Annotated[bool, typer.Option(help="Also store the patch tokens entering the last CLIP block "
                                                "(needed for adapter fine-tuning in fgm-train).")] = False,
+    clip_runtime: Annotated[str, typer.Option(help="Where the frozen image tower runs: torch, onnx (ONNX Runtime "
+                                                   "fp32) or onnx-int8 (dynamic int8 weights; needs fgm[onnx]). "
+                                                   "Checked against torch fp32 on the first batch; recorded in the "
+                                                   "store, which never mixes runtimes (docs/clip-runtime.md).")
+                            ] = ExtractConfig.clip_runtime,
     backbone: Annotated[Optional[list[str]], typer.Option(help="Also store per-frame features of this frozen "
                                                                "backbone beside CLIP (repeatable): resnet50. May be "
                                                                "added to an existing store: only its videos are "
@@ -101,7 +106,7 @@ def extract(
         flow_config = FlowConfig(backend=flow, pairs=flow_pairs, compute_size=flow_size, grid=flow_grid)
         config = make_config(frames=frames, fps=fps, flow=flow_config, backbone_weights=backbone_weights,
                              clip_model=clip_model, pretrained=pretrained, random_seed=random_seed, tokens=tokens,
-                             backbones=tuple(backbone or ()), **settings)
+                             clip_runtime=clip_runtime, backbones=tuple(backbone or ()), **settings)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)

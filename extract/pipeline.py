@@ -37,6 +37,7 @@ import numpy as np
 from extract.backbones import load_backbone
 from extract.batching import Chunk, ConsumerGone, Done, Frame, Packer, Result, put
 from extract.clip_model import load_clip
+from extract.clip_runtime import image_tower
 from extract.flow import FlowComputer
 from extract.inputs import VideoItem
 from extract.produce import produce
@@ -70,6 +71,8 @@ class Extractor:
         self.batch_size = batch_size
         self.run_id = run_id
         self.clip = load_clip(config.clip_model, config.pretrained, config.random_seed, device, cache_dir)
+        self.tower = image_tower(config.clip_runtime, self.clip, config.tokens, cache_dir)
+        self._fidelity_checked = False
         if self.clip.device == "cpu":
             cv2.setNumThreads(1)  # torch owns the cores (module docstring)
         self.decode_threads = decode_threads or default_decode_threads(self.clip.device)
@@ -174,7 +177,10 @@ class Extractor:
 
     def _encode(self, chunk: Chunk) -> dict[str, np.ndarray]:
         """One batch through every tower -> {"clip": (b, D), ["tokens": (b, L, W) f16], backbone: (b, Db)}."""
-        emb, tok = self.clip.encode_batch(chunk.pixels, tokens=self.config.tokens)  # (b, D), (b, L, W)
+        emb, tok = self.tower.encode(chunk.pixels, self.config.tokens)  # (b, D), (b, L, W)
+        if not self._fidelity_checked:  # the first real frames, against torch fp32 (clip_runtime.py)
+            self.tower.check_fidelity(self.clip, chunk.pixels, self.config.tokens, (emb, tok))
+            self._fidelity_checked = True
         rows = {CLIP: emb}
         if tok is not None:
             rows[TOKENS] = tok.astype(np.float16)

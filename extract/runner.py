@@ -204,6 +204,7 @@ def run_extract(discovery: Discovery, config: ExtractConfig, store_url: str, opt
             "workers": options.workers, "scheduler": options.scheduler or "", "device": options.device,
             "packages": package_versions(), "seconds": round(summary.seconds, 3),
             "clip_identity": extractor.clip.identity if extractor else None,
+            "clip_runtime": extractor.tower.identity if extractor else None,
             "backbone_identity": {n: b.identity for n, b in extractor.backbones.items()} if extractor else None,
             "lacking_backbone": summary.lacking_backbone,
         })

@@ -48,6 +48,10 @@ class FlowConfig:
 _FLOW_KEYS = {f"flow_{f.name}": f.name for f in dataclasses.fields(FlowConfig)}  # stored key -> FlowConfig field
 
 
+# Fields added after stores were first written, with the value every older store was made with.
+_LATER_FIELDS = {"clip_runtime": "torch"}
+
+
 @dataclass(frozen=True)
 class ExtractConfig:
     """How features were made. Stored in the zarr attrs and read back with `ExtractConfig.from_dict`.
@@ -68,6 +72,9 @@ class ExtractConfig:
     clip_sha256: str = ""  # sha256 of a local checkpoint file, filled in when `pretrained` is a path
     random_seed: int = 0
     tokens: bool = False  # also keep the patch tokens entering the last vision block
+    # Where the frozen image tower runs (registry: extract/clip_runtime.py CLIP_RUNTIMES): "torch",
+    # "onnx" (fp32) or "onnx-int8". Its numbers differ, so stores of different runtimes never mix.
+    clip_runtime: str = "torch"
 
     # Optical flow (see extract/flow.py); stored as the flat keys flow_backend, flow_pairs, ...
     flow: FlowConfig = field(default_factory=FlowConfig)
@@ -102,6 +109,8 @@ class ExtractConfig:
         """
         flat: dict = {}
         for name, value in dataclasses.asdict(self).items():
+            if name in _LATER_FIELDS and value == _LATER_FIELDS[name]:
+                continue  # at its default, a later field is left out: older stores' attrs and digests hold
             flat.update({key: value[f] for key, f in _FLOW_KEYS.items()} if name == "flow" else {name: value})
         return json.loads(json.dumps(flat))
 
@@ -126,7 +135,7 @@ class ExtractConfig:
 
     def diff(self, other: "ExtractConfig") -> dict[str, tuple]:
         """Fields that differ: {name: (self value, other value)}."""
-        a, b = self.to_dict(), other.to_dict()
+        a, b = {**_LATER_FIELDS, **self.to_dict()}, {**_LATER_FIELDS, **other.to_dict()}
         return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
 
     def validate(self) -> None:

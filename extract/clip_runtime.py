@@ -1,0 +1,134 @@
+"""Where the frozen CLIP image tower runs: torch, or ONNX Runtime in fp32 or int8 (`CLIP_RUNTIMES`).
+
+A tower maps model input (N, 3, S, S) to embeddings (N, D) and, when asked, the tokens entering the
+last vision block (N, L, W), exactly what `FrozenClip.encode_batch` returns. The ONNX towers are
+exported from the loaded torch model once per (model, visual weights hash, precision, outputs) and
+cached (`export.onnx_tower_path`); on its first batch every non-torch tower is compared with torch
+fp32 and refused below its runtime's `min_cosine` (`Tower.check_fidelity`), because int8 error on
+pretrained CLIP, whose activations have outliers, can be much larger than on random weights.
+docs/clip-runtime.md gives the choices and the measurements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from extract.clip_model import FrozenClip
+
+ONNX_EXTRA_HINT = "pip install 'fgm[onnx]' (onnxruntime and onnx), or use --clip-runtime torch"
+
+
+class ClipRuntimeError(RuntimeError):
+    """The chosen runtime cannot run here, or its output strays too far from torch fp32."""
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    """A registered runtime: whether it goes through ONNX, with int8 weights, and the cosine it must keep."""
+
+    name: str
+    onnx: bool
+    int8: bool
+    min_cosine: float  # per-frame cosine to torch fp32 below which extraction refuses
+
+
+CLIP_RUNTIMES: dict[str, RuntimeSpec] = {
+    "torch": RuntimeSpec("torch", onnx=False, int8=False, min_cosine=1.0),
+    "onnx": RuntimeSpec("onnx", onnx=True, int8=False, min_cosine=0.999),
+    "onnx-int8": RuntimeSpec("onnx-int8", onnx=True, int8=True, min_cosine=0.99),
+}
+
+
+def runtime_spec(name: str) -> RuntimeSpec:
+    """The registered runtime `name`; ValueError naming the choices."""
+    if name not in CLIP_RUNTIMES:
+        raise ValueError(f"clip runtime {name!r} is not one of {sorted(CLIP_RUNTIMES)}")
+    return CLIP_RUNTIMES[name]
+
+
+def require_onnxruntime() -> Any:
+    """The onnxruntime module, or ClipRuntimeError naming the optional extra."""
+    try:
+        import onnx  # noqa: F401  (the export needs it)
+        import onnxruntime
+    except ImportError as e:
+        raise ClipRuntimeError(f"the ONNX CLIP runtimes need onnxruntime and onnx: {ONNX_EXTRA_HINT}") from e
+    return onnxruntime
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine of two (N, D) arrays -> (N,)."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1) + 1e-12)
+
+
+@dataclass
+class Tower:
+    """An image tower: `encode(pixels, tokens)` as FrozenClip.encode_batch, plus what the store records."""
+
+    spec: RuntimeSpec
+    encode: Callable[[torch.Tensor, bool], tuple[np.ndarray, np.ndarray | None]]
+    identity: dict = field(default_factory=dict)  # runtime, versions, provider, quantisation, file hash
+
+    def check_fidelity(self, clip: FrozenClip, pixels: torch.Tensor, tokens: bool,
+                       got: tuple[np.ndarray, np.ndarray | None]) -> None:
+        """Compare `got` (this tower on `pixels`) with torch fp32; record min/median cosine; refuse below the bar."""
+        if not self.spec.onnx:
+            return
+        ref_emb, ref_tok = clip.encode_batch(pixels, tokens=tokens)  # (N, D), (N, L, W)
+        cos = cosines(got[0], ref_emb)  # (N,)
+        fidelity = {"frames": int(len(cos)), "min_cosine": float(cos.min()), "median_cosine": float(np.median(cos)),
+                    "threshold": self.spec.min_cosine}
+        if tokens and got[1] is not None:
+            tok_cos = cosines(got[1].reshape(-1, got[1].shape[-1]), ref_tok.reshape(-1, ref_tok.shape[-1]))
+            fidelity["tokens_min_cosine"] = float(tok_cos.min())
+        self.identity["fidelity"] = fidelity
+        worst = min(fidelity["min_cosine"], fidelity.get("tokens_min_cosine", 1.0))
+        if worst < self.spec.min_cosine:
+            raise ClipRuntimeError(
+                f"--clip-runtime {self.spec.name} strays from torch fp32 on the first {len(cos)} frames: "
+                f"min cosine {worst:.5f} < {self.spec.min_cosine}; use --clip-runtime onnx or torch"
+            )
+
+
+def torch_tower(clip: FrozenClip) -> Tower:
+    # looked up per call, so the FrozenClip stays the one object that encodes (tests patch it there)
+    return Tower(CLIP_RUNTIMES["torch"], lambda pixels, tokens: clip.encode_batch(pixels, tokens=tokens),
+                 {"runtime": "torch", "torch": torch.__version__})
+
+
+def onnx_tower(clip: FrozenClip, spec: RuntimeSpec, tokens: bool, cache_dir: str | None = None,
+               threads: int = 0) -> Tower:
+    """The visual tower of `clip` as an ONNX Runtime session (exported and cached on first use)."""
+    ort = require_onnxruntime()
+    from extract.onnx_export import onnx_tower_path
+
+    path, file_sha = onnx_tower_path(clip, tokens=tokens, int8=spec.int8, cache_dir=cache_dir)
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    want_cuda = clip.device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
+    providers = (["CUDAExecutionProvider"] if want_cuda else []) + ["CPUExecutionProvider"]
+    session = ort.InferenceSession(str(path), options, providers=providers)
+
+    def encode(pixels: torch.Tensor, want_tokens: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        outputs = session.run(None, {"pixels": pixels.cpu().numpy()})  # [(N, D)] or [(N, D), (N, L, W)]
+        return outputs[0].astype(np.float32), (outputs[1].astype(np.float32) if want_tokens else None)
+
+    identity = {
+        "runtime": spec.name, "onnxruntime": ort.__version__, "provider": session.get_providers()[0],
+        "quantization": {"method": "onnxruntime.quantization.quantize_dynamic", "weight_type": "QInt8"}
+        if spec.int8 else None,
+        "onnx_file": path.name, "onnx_sha256": file_sha,
+    }
+    return Tower(spec, encode, identity)
+
+
+def image_tower(runtime: str, clip: FrozenClip, tokens: bool, cache_dir: str | None = None) -> Tower:
+    """The tower for a registered runtime name (see CLIP_RUNTIMES)."""
+    spec = runtime_spec(runtime)
+    return onnx_tower(clip, spec, tokens, cache_dir) if spec.onnx else torch_tower(clip)

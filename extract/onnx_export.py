@@ -1,0 +1,94 @@
+"""Export a FrozenClip's image tower to ONNX (fp32 or dynamic int8), cached by the weights' hash.
+
+The file name carries the model, a hash of the visual tower's weights, the precision and the
+outputs, so other weights never reuse a file. A sidecar JSON holds the file's sha256; a cached file
+whose bytes no longer match is rebuilt, never run. Exporting needs no network: it traces the model
+already loaded. Files are written under a temporary name and renamed, so an interrupted export
+leaves nothing that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+from extract.clip_model import FrozenClip, file_sha256, last_vision_block, state_sha256
+
+OPSET = 17
+ENV_CACHE = "FGM_CACHE_DIR"
+
+
+def cache_root(cache_dir: str | None = None) -> Path:
+    """Where exported towers live: `cache_dir`, else $FGM_CACHE_DIR, else ~/.cache/fgm; then /onnx."""
+    base = cache_dir or os.environ.get(ENV_CACHE) or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fgm"
+    return Path(base) / "onnx"
+
+
+class _Visual(torch.nn.Module):
+    """pixels (N, 3, S, S) -> embedding (N, D) [, tokens entering the last vision block (N, L, W)]."""
+
+    def __init__(self, model: torch.nn.Module, tokens: bool):
+        super().__init__()
+        self.model, self.tokens = model, tokens
+
+    def forward(self, pixels: torch.Tensor):
+        captured: list[torch.Tensor] = []
+        handle = last_vision_block(self.model).register_forward_pre_hook(lambda _m, a: captured.append(a[0])) \
+            if self.tokens else None
+        try:
+            emb = self.model.encode_image(pixels)  # (N, D)
+        finally:
+            if handle is not None:
+                handle.remove()
+        return (emb, captured[0]) if self.tokens else emb
+
+
+def _export(clip: FrozenClip, tokens: bool, path: Path) -> None:
+    size = clip.model.visual.image_size
+    size = size[0] if isinstance(size, (tuple, list)) else size
+    example = torch.zeros(2, 3, size, size, device=clip.device)
+    names = ["embedding", "tokens"] if tokens else ["embedding"]
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    # nn.MultiheadAttention's inference fast path is a fused op the ONNX exporter cannot translate
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the tracer's notes on constants, its deprecation: not the user's
+            torch.onnx.export(_Visual(clip.model, tokens).eval(), (example,), str(path), input_names=["pixels"],
+                              output_names=names, dynamic_axes={n: {0: "n"} for n in ["pixels", *names]},
+                              opset_version=OPSET, dynamo=False)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+
+
+def onnx_tower_path(clip: FrozenClip, tokens: bool, int8: bool, cache_dir: str | None = None) -> tuple[Path, str]:
+    """(path, sha256) of the ONNX tower for `clip`, exported (and quantised) now unless a verified copy is cached."""
+    weights = state_sha256(clip.model.visual)[:16]
+    stem = f"{clip.name.replace('/', '_')}-{weights}-{'int8' if int8 else 'fp32'}-{'tokens' if tokens else 'emb'}-op{OPSET}"
+    root = cache_root(cache_dir)
+    path, sidecar = root / f"{stem}.onnx", root / f"{stem}.json"
+    if path.is_file() and sidecar.is_file():
+        recorded = json.loads(sidecar.read_text()).get("sha256")
+        if recorded == file_sha256(path):
+            return path, recorded
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".{stem}.{os.getpid()}.tmp.onnx"
+    try:
+        _export(clip, tokens, tmp)
+        if int8:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            fp32, tmp = tmp, root / f".{stem}.{os.getpid()}.tmp-int8.onnx"
+            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
+            fp32.unlink()
+        digest = file_sha256(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    sidecar.write_text(json.dumps({"sha256": digest, "model": clip.name, "visual_weights": weights,
+                                   "int8": int8, "tokens": tokens, "opset": OPSET, "torch": torch.__version__}))
+    return path, digest

@@ -1,0 +1,110 @@
+"""extract.clip_runtime and extract.onnx_export: the image tower through ONNX Runtime, its cache and its checks."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from extract.clip_model import load_clip
+from extract.clip_runtime import CLIP_RUNTIMES, ClipRuntimeError, Tower, cosines, image_tower, runtime_spec
+from fgm_common.config import ExtractConfig
+from fgm_common.store import CLIP, FeatureStore
+
+pytest.importorskip("onnxruntime")  # scripts/setup.sh installs it (the fgm[onnx] extra)
+
+
+@pytest.fixture
+def onnx_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("FGM_CACHE_DIR", str(tmp_path / "fgm-cache"))
+    return tmp_path / "fgm-cache" / "onnx"
+
+
+def _tiny(seed: int = 0):
+    return load_clip("fgm-tiny-vit", "none", seed, "cpu")
+
+
+def _pixels(clip, n: int = 6) -> torch.Tensor:
+    size = clip.model.visual.image_size
+    size = size[0] if isinstance(size, (tuple, list)) else size
+    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(0))  # (N, 3, S, S)
+
+
+@pytest.mark.parametrize("runtime", sorted(CLIP_RUNTIMES))
+@pytest.mark.parametrize("tokens", [False, True])
+def test_every_runtime_matches_torch_fp32(onnx_cache, runtime, tokens):
+    clip = _tiny()
+    pixels = _pixels(clip)
+    tower = image_tower(runtime, clip, tokens)
+    emb, tok = tower.encode(pixels, tokens)
+    ref_emb, ref_tok = clip.encode_batch(pixels, tokens=tokens)
+    assert emb.shape == ref_emb.shape and emb.dtype == np.float32
+    bar = 0.9999 if runtime != "onnx-int8" else 0.99
+    assert cosines(emb, ref_emb).min() >= bar
+    if tokens:
+        assert tok.shape == ref_tok.shape
+        assert cosines(tok.reshape(-1, tok.shape[-1]), ref_tok.reshape(-1, ref_tok.shape[-1])).min() >= bar
+    tower.check_fidelity(clip, pixels, tokens, (emb, tok))
+    if runtime != "torch":
+        assert tower.identity["fidelity"]["min_cosine"] >= bar
+        assert tower.identity["onnxruntime"] and tower.identity["provider"] == "CPUExecutionProvider"
+        assert (tower.identity["quantization"] is not None) == (runtime == "onnx-int8")
+
+
+def test_the_export_is_cached_verified_and_rebuilt_for_other_weights(onnx_cache):
+    clip = _tiny(0)
+    first = image_tower("onnx", clip, False).identity
+    path = onnx_cache / first["onnx_file"]
+    mtime = path.stat().st_mtime_ns
+    assert image_tower("onnx", clip, False).identity["onnx_sha256"] == first["onnx_sha256"]
+    assert path.stat().st_mtime_ns == mtime  # reused, not exported again
+    other = image_tower("onnx", _tiny(1), False).identity  # other random weights: another file
+    assert other["onnx_file"] != first["onnx_file"]
+    path.write_bytes(path.read_bytes()[:-10])  # a damaged cached file is rebuilt, never run
+    again = image_tower("onnx", clip, False).identity
+    assert again["onnx_sha256"] == first["onnx_sha256"]
+    assert not list(onnx_cache.glob(".*tmp*"))  # no half-written file is left behind
+
+
+def test_a_tower_that_strays_from_torch_is_refused():
+    clip = _tiny()
+    pixels = _pixels(clip)
+    noise = np.random.default_rng(0).normal(size=clip.encode_batch(pixels)[0].shape).astype(np.float32)
+    tower = Tower(CLIP_RUNTIMES["onnx-int8"], lambda p, t: (noise, None))
+    with pytest.raises(ClipRuntimeError, match="strays from torch fp32"):
+        tower.check_fidelity(clip, pixels, False, (noise, None))
+    assert tower.identity["fidelity"]["min_cosine"] < 0.99
+
+
+def test_missing_onnxruntime_names_the_extra(monkeypatch, onnx_cache):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    with pytest.raises(ClipRuntimeError, match=r"fgm\[onnx\]"):
+        image_tower("onnx-int8", _tiny(), False)
+    with pytest.raises(ValueError, match="not one of"):
+        runtime_spec("tensorrt")
+
+
+def test_the_runtime_is_in_the_config_but_torch_keeps_older_digests():
+    assert "clip_runtime" not in ExtractConfig().to_dict()  # stores written before the field read the same
+    int8 = ExtractConfig(clip_runtime="onnx-int8")
+    assert int8.to_dict()["clip_runtime"] == "onnx-int8"
+    assert ExtractConfig.from_dict(int8.to_dict()) == int8
+    assert int8.digest() != ExtractConfig().digest()
+
+
+def test_an_int8_store_is_close_to_torch_and_never_mixes_with_it(tiny_videos, tmp_path, onnx_cache, run_extract_cli):
+    assert run_extract_cli(tiny_videos, tmp_path / "torch.zarr").exit_code == 0
+    made = run_extract_cli(tiny_videos, tmp_path / "int8.zarr", "--clip-runtime", "onnx-int8")
+    assert made.exit_code == 0, made.output
+    a, b = FeatureStore.open(str(tmp_path / "torch.zarr")), FeatureStore.open(str(tmp_path / "int8.zarr"))
+    assert b.config.clip_runtime == "onnx-int8"
+    run = b.runs()[-1]["clip_runtime"]
+    assert run["runtime"] == "onnx-int8" and run["fidelity"]["min_cosine"] >= 0.99
+    for entry in a.entries():
+        x, y = a.read(entry, (CLIP,))[CLIP], b.read(entry.key, (CLIP,))[CLIP]  # (T, D) each
+        assert x.shape == y.shape
+        assert cosines(x, y).min() >= 0.99
+    mixed = run_extract_cli(tiny_videos, tmp_path / "torch.zarr", "--clip-runtime", "onnx")
+    assert mixed.exit_code != 0 and "clip_runtime" in mixed.output
