@@ -228,3 +228,7 @@ def main() -> None:
         app()
     else:
         extract_app()
+
+
+if __name__ == "__main__":
+    main()
