@@ -7,7 +7,6 @@ and short (4 frames); weights are random (`--backbone-weights none`) or a local 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import shutil
 import socket
@@ -23,34 +22,15 @@ import zarr
 
 from extract.backbones import BACKBONES, checkpoint_path, fetch_weights, load_backbone, resolve_weights
 from extract.runner import record_backbone_identity
-from extract.sampling import uniform_indices
-from extract.video import open_source
 from fgm_common.config import ExtractConfig
 from fgm_common.config import grown_config
 from fgm_common.store import FeatureStore
+from tests.extract.cli_helpers import decoded_frames, flat, run_ids, sha256
 
 FRAMES = 4
 DIM = BACKBONES["resnet50"].dim
 NONE = ("--backbone", "resnet50", "--backbone-weights", "none")
 TAG_FILE = "resnet50-11ad3fa6.pth"  # torchvision's file name of IMAGENET1K_V2
-
-
-def flat(text: str) -> str:
-    return " ".join(text.split())
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def decoded_frames(path: str, n: int) -> list[np.ndarray]:
-    """The frames the pipeline samples (TSN midpoints), RGB (H, W, 3)."""
-    source = open_source(path)
-    return [f.rgb for f in source.iter_frames(uniform_indices(source.probe().n_frames, n))]
-
-
-def run_ids(url: str) -> dict[str, str]:
-    return {e.key: e.meta["run_id"] for e in FeatureStore.open(url).entries()}
 
 
 def offline(monkeypatch, tmp_path: Path) -> None:

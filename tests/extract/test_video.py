@@ -1,9 +1,7 @@
-"""Tests for extract.video: streaming decode, sub-clips, frame folders, bad files."""
+"""Tests for extract.video: streaming decode of synthetic clips, sub-clips, memory."""
 from __future__ import annotations
 
-import csv
 import pickle
-import shutil
 import tracemalloc
 from pathlib import Path
 
@@ -12,42 +10,8 @@ import numpy as np
 import pytest
 
 from extract import video
-from extract.sampling import uniform_indices
-from extract.video import Frame, VideoError, VideoInfo, is_video_candidate, open_source
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-MANIFEST = DATA / "MANIFEST.tsv"
-FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
-RED, BLUE = 200, 30  # constant channels; green carries the frame index
-
-
-def green(i: int) -> int:
-    """Green level written into frame i: steps of 8 stay apart under mp4v/MJPG error (measured <= 4)."""
-    return 8 + 8 * i
-
-
-def write_video(path: Path, n: int = 30, size: tuple[int, int] = (64, 48), fps: float = 25.0,
-                gray: bool = False) -> Path:
-    """A synthetic clip whose frame i is flat RGB (RED, green(i) % 256, BLUE), or gray green(i) when gray."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*FOURCC[path.suffix]), fps, size, isColor=not gray)
-    assert writer.isOpened(), f"cannot write {path}"
-    w, h = size
-    for i in range(n):
-        if gray:
-            writer.write(np.full((h, w), green(i) % 256, np.uint8))
-        else:
-            writer.write(np.dstack([np.full((h, w), v, np.uint8) for v in (BLUE, green(i) % 256, RED)]))  # BGR
-    writer.release()
-    return path
-
-
-def decoded_index(rgb: np.ndarray) -> int:
-    """Which synthetic frame this is: the i whose green level is nearest the decoded mean."""
-    return int(round((rgb[..., 1].mean() - 8) / 8))
-
-
-def all_frames(src, with_next=False) -> list[Frame]:
-    return list(src.iter_frames(np.arange(src.probe().n_frames), with_next=with_next))
+from extract.video import VideoError, VideoInfo, is_video_candidate, open_source
+from tests.extract.video_helpers import BLUE, RED, all_frames, decoded_index, green, write_video
 
 
 def test_is_video_candidate():
@@ -166,108 +130,6 @@ def test_subclip_ranges(tmp_path):
         assert exc.value.reason == "bad-range"
 
 
-# --- frame folders -------------------------------------------------------------------------------
-
-def write_png(path: Path, level: int, size=(40, 30), gray=False) -> None:
-    w, h = size
-    img = np.full((h, w), level, np.uint8) if gray else np.full((h, w, 3), level, np.uint8)
-    assert cv2.imwrite(str(path), img)
-
-
-def test_frame_folder_natural_order_and_resize(tmp_path):
-    folder = tmp_path / "clip"
-    folder.mkdir()
-    for i in [1, 2, 10, 11, 3]:  # lexical order would put img10 before img2
-        write_png(folder / f"img{i}.png", level=10 * i, size=(40, 30) if i != 11 else (80, 50), gray=i == 3)
-    (folder / "notes.txt").write_text("not a frame")
-    (folder / ".hidden.png").write_bytes(b"")
-    src = open_source(folder, folder_fps=10.0)
-    assert src.probe() == VideoInfo(5, 10.0, 40, 30, 500.0, False)
-    frames = all_frames(src)
-    assert [int(f.rgb.mean()) for f in frames] == [10, 20, 30, 100, 110]
-    assert all(f.rgb.shape == (30, 40, 3) for f in frames)  # img11 resized, gray img3 made 3-channel
-    assert [f.timestamp_ms for f in frames] == pytest.approx([0, 100, 200, 300, 400])
-    sub = open_source(folder, start_ms=200.0, folder_fps=10.0)
-    assert [int(f.rgb.mean()) for f in all_frames(sub)] == [30, 100, 110]
-
-
-def test_frame_folder_errors(tmp_path):
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    (empty / "readme.txt").write_text("x")
-    with pytest.raises(VideoError) as exc:
-        open_source(empty).probe()
-    assert exc.value.reason == "no-frames"
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    write_png(broken / "f1.png", 50)
-    (broken / "f2.jpg").write_text("not a jpeg")
-    src = open_source(broken)
-    assert src.probe().n_frames == 2
-    with pytest.raises(VideoError) as exc:
-        all_frames(src)
-    assert exc.value.reason == "unreadable" and "f2.jpg" in str(exc.value)
-
-
-# --- bad files -----------------------------------------------------------------------------------
-
-def reason_of(path: Path) -> str:
-    with pytest.raises(VideoError) as exc:
-        open_source(path).probe()
-    return exc.value.reason
-
-
-def test_bad_files(tmp_path):
-    assert reason_of(tmp_path / "nope.mp4") == "missing"
-    (tmp_path / "zero.mp4").write_bytes(b"")
-    assert reason_of(tmp_path / "zero.mp4") == "empty-file"
-    (tmp_path / "text.mp4").write_text("this is not a video\n" * 20)
-    assert reason_of(tmp_path / "text.mp4") == "not-a-video"
-    writer = cv2.VideoWriter(str(tmp_path / "none.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (64, 48))
-    writer.release()  # a valid AVI header with no frames
-    assert reason_of(tmp_path / "none.avi") == "no-frames"
-
-
-def truncate(src: Path, dst: Path, fraction: float) -> Path:
-    data = src.read_bytes()
-    dst.write_bytes(data[: int(len(data) * fraction)])
-    return dst
-
-
-@pytest.mark.parametrize("suffix", [".mp4", ".avi", ".mkv"])
-@pytest.mark.parametrize("fraction", [0.3, 0.9])
-def test_truncated_video_is_exact_or_refused(tmp_path, suffix, fraction):
-    full = write_video(tmp_path / f"full{suffix}", n=30)
-    cut = truncate(full, tmp_path / f"cut{suffix}", fraction)
-    try:
-        info = open_source(cut).probe()
-    except VideoError as exc:
-        assert exc.reason in {"unreadable", "no-frames"}
-        return
-    assert 0 < info.n_frames <= 30
-    frames = all_frames(open_source(cut))  # the count is the true count: every index decodes
-    assert len(frames) == info.n_frames
-    assert [decoded_index(f.rgb) for f in frames] == list(range(info.n_frames))
-
-
-def test_wrong_header_count_is_corrected(tmp_path):
-    full = write_video(tmp_path / "full.avi", n=30)
-    cut = truncate(full, tmp_path / "cut.avi", 0.8)
-    header_count = int(cv2.VideoCapture(str(cut), cv2.CAP_FFMPEG).get(cv2.CAP_PROP_FRAME_COUNT))
-    info = open_source(cut).probe()
-    assert header_count == 30 and info.n_frames < 30  # the AVI header still claims every frame
-
-
-def test_stream_ending_early_raises(tmp_path):
-    path = write_video(tmp_path / "clip.avi", n=30)
-    src = open_source(path)
-    assert src.probe().n_frames == 30  # cached: the later truncation goes unnoticed by probe
-    truncate(path, path, 0.5)
-    with pytest.raises(VideoError) as exc:
-        list(src.iter_frames([29]))
-    assert exc.value.reason == "unreadable" and "expected" in str(exc.value)
-
-
 # --- memory --------------------------------------------------------------------------------------
 
 def peak_bytes_decoding(path: Path) -> tuple[int, int]:
@@ -292,64 +154,3 @@ def test_memory_does_not_grow_with_length(tmp_path):
     assert sizes[300] >= frame_bytes  # tracemalloc does see the decoded numpy frames
     assert sizes[3000] < 10 * frame_bytes  # a few frames, not thousands (3000 frames = 37 MB)
     assert sizes[3000] < sizes[300] + 2 * frame_bytes
-
-
-# --- real clips (skipped when ../shared/data is absent) -------------------------------------------
-
-def manifest_rows() -> list[dict]:
-    if not MANIFEST.is_file():
-        return []
-    with MANIFEST.open(newline="") as fh:
-        return list(csv.DictReader(fh, delimiter="\t"))
-
-
-needs_data = pytest.mark.skipif(not MANIFEST.is_file(), reason="../shared/data is absent")
-
-
-@needs_data
-@pytest.mark.parametrize("row", manifest_rows(), ids=lambda r: r["path"])
-def test_real_clip_counts(row):
-    src = open_source(DATA / row["path"])
-    info = src.probe()
-    assert (info.n_frames, info.width, info.height) == (int(row["frames"]), int(row["width"]), int(row["height"]))
-    assert info.fps == pytest.approx(float(row["fps"]), abs=0.01) and info.fps_known
-    # the last index decodes by a sequential pass: the count is the stream's real length
-    wanted = np.append(uniform_indices(info.n_frames, 8), info.n_frames - 1)
-    frames = list(src.iter_frames(wanted, with_next=True))
-    assert len(frames) == 9 and frames[-1].next_rgb is None
-    assert frames[0].rgb.shape == (info.height, info.width, 3) and frames[0].next_rgb.shape == frames[0].rgb.shape
-
-
-@needs_data
-@pytest.mark.parametrize("rel", ["demo_clips/flipping_pancake/flipping_a_pancake.mkv",
-                                 "demo_clips/tai_chi/ta_chi.mp4", "kth_few/jogging/person01_jogging_d1_uncomp.avi"])
-def test_real_subclip_equals_full_decode(rel):
-    path = DATA / rel
-    fps = open_source(path).probe().fps
-    first = 100
-    sub = open_source(path, start_ms=first / fps * 1000, end_ms=(first + 20) / fps * 1000)
-    assert sub.probe().n_frames == 20
-    sub_frames = list(sub.iter_frames([0, 7, 19]))
-    full_frames = list(open_source(path).iter_frames([first, first + 7, first + 19]))
-    for s, f in zip(sub_frames, full_frames):
-        assert np.array_equal(s.rgb, f.rgb) and s.timestamp_ms == pytest.approx(f.timestamp_ms)
-
-
-@needs_data
-@pytest.mark.parametrize("rel, opens", [("demo_clips/tai_chi/ta_chi.mp4", False),  # index (moov) at the end
-                                        ("kth_few/boxing/person01_boxing_d2_uncomp.mp4", True)])  # at the start
-def test_real_truncated_mp4(tmp_path, rel, opens):
-    cut = truncate(DATA / rel, tmp_path / "cut.mp4", 0.3)
-    if not opens:
-        assert reason_of(cut) == "unreadable"
-        return
-    info = open_source(cut).probe()
-    assert 0 < info.n_frames < 390  # the header still claims 390; the count is what really decodes
-    assert len(list(open_source(cut).iter_frames(np.arange(info.n_frames)))) == info.n_frames
-
-
-def test_container_is_sniffed_not_named(tmp_path):
-    """A renamed container (.avi bytes under .mkv name) still decodes: FFmpeg sniffs content, not names."""
-    path = write_video(tmp_path / "clip.avi", n=12)
-    shutil.copy(path, tmp_path / "clip.mkv")
-    assert open_source(tmp_path / "clip.mkv").probe().n_frames == 12
