@@ -11,6 +11,7 @@ docs/clip-runtime.md gives the choices and the measurements.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -19,6 +20,9 @@ import torch
 
 from extract.clip_model import FrozenClip
 
+# frames of the first batch, evenly spaced, that each run also encodes in torch fp32: the check costs
+# a quarter of a batch instead of a whole one; `fgm-extract fidelity` measures on whole entries
+FIDELITY_FRAMES = 8
 ONNX_EXTRA_HINT = "pip install 'fgm[onnx]' (onnxruntime and onnx), or use --clip-runtime torch"
 
 
@@ -53,10 +57,12 @@ def runtime_spec(name: str) -> RuntimeSpec:
 def require_onnxruntime() -> Any:
     """The onnxruntime module, or ClipRuntimeError naming the optional extra."""
     try:
-        import onnx  # noqa: F401  (the export needs it)
         import onnxruntime
     except ImportError as e:
         raise ClipRuntimeError(f"the ONNX CLIP runtimes need onnxruntime and onnx: {ONNX_EXTRA_HINT}") from e
+    # onnx is checked, not imported: only the export uses it, and importing it costs start-up
+    if importlib.util.find_spec("onnx") is None:
+        raise ClipRuntimeError(f"the ONNX CLIP runtimes need onnx to export the tower: {ONNX_EXTRA_HINT}")
     return onnxruntime
 
 
@@ -76,9 +82,12 @@ class Tower:
 
     def check_fidelity(self, clip: FrozenClip, pixels: torch.Tensor, tokens: bool,
                        got: tuple[np.ndarray, np.ndarray | None]) -> None:
-        """Compare `got` (this tower on `pixels`) with torch fp32; record min/median cosine; refuse below the bar."""
+        """Compare `got` (this tower on `pixels` (N, 3, S, S)) with torch fp32 on FIDELITY_FRAMES of the N;
+        record min/median cosine; refuse below the bar."""
         if not self.spec.onnx:
             return
+        pick = np.unique(np.linspace(0, len(pixels) - 1, min(FIDELITY_FRAMES, len(pixels))).round().astype(int))
+        pixels, got = pixels[pick], (got[0][pick], None if got[1] is None else got[1][pick])
         ref_emb, ref_tok = clip.encode_batch(pixels, tokens=tokens)  # (N, D), (N, L, W)
         cos = cosines(got[0], ref_emb)  # (N,)
         fidelity = {"frames": int(len(cos)), "min_cosine": float(cos.min()), "median_cosine": float(np.median(cos)),
@@ -105,7 +114,7 @@ def onnx_tower(clip: FrozenClip, spec: RuntimeSpec, tokens: bool, cache_dir: str
                threads: int = 0) -> Tower:
     """The visual tower of `clip` as an ONNX Runtime session (exported and cached on first use)."""
     ort = require_onnxruntime()
-    from extract.onnx_export import onnx_tower_path
+    from extract.onnx_export import QUANTIZATION, onnx_tower_path
 
     path, file_sha = onnx_tower_path(clip, tokens=tokens, int8=spec.int8, cache_dir=cache_dir)
     options = ort.SessionOptions()
@@ -121,8 +130,7 @@ def onnx_tower(clip: FrozenClip, spec: RuntimeSpec, tokens: bool, cache_dir: str
 
     identity = {
         "runtime": spec.name, "onnxruntime": ort.__version__, "provider": session.get_providers()[0],
-        "quantization": {"method": "onnxruntime.quantization.quantize_dynamic", "weight_type": "QInt8"}
-        if spec.int8 else None,
+        "quantization": QUANTIZATION if spec.int8 else None,
         "onnx_file": path.name, "onnx_sha256": file_sha,
     }
     return Tower(spec, encode, identity)

@@ -9,7 +9,9 @@ leaves nothing that looks complete.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -20,6 +22,12 @@ from extract.clip_model import FrozenClip, file_sha256, last_vision_block, state
 
 OPSET = 17
 ENV_CACHE = "FGM_CACHE_DIR"
+# onnxruntime.quantization.quantize_dynamic's settings for onnx-int8: int8 weights per output channel
+# (more faithful where pretrained weights have outlier channels); only MatMul/Gemm, because an int8
+# patch-embedding Conv (ConvInteger) ran slower than the fp32 one (docs/clip-runtime.md)
+QUANTIZATION = {"method": "onnxruntime.quantization.quantize_dynamic", "weight_type": "QInt8",
+                "per_channel": True, "op_types": ["MatMul", "Gemm"]}
+QUANT_TAG = "int8-" + hashlib.sha256(json.dumps(QUANTIZATION, sort_keys=True).encode()).hexdigest()[:6]  # file name
 
 
 def cache_root(cache_dir: str | None = None) -> Path:
@@ -65,10 +73,17 @@ def _export(clip: FrozenClip, tokens: bool, path: Path) -> None:
         torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
+def weights_key(clip: FrozenClip) -> str:
+    """16 hex digits naming the weights: the hash load_clip already took (random or file), else the visual tower's."""
+    known = clip.identity.get("weights_sha256") or clip.identity.get("file_sha256")
+    return (known or state_sha256(clip.model.visual))[:16]
+
+
 def onnx_tower_path(clip: FrozenClip, tokens: bool, int8: bool, cache_dir: str | None = None) -> tuple[Path, str]:
     """(path, sha256) of the ONNX tower for `clip`, exported (and quantised) now unless a verified copy is cached."""
-    weights = state_sha256(clip.model.visual)[:16]
-    stem = f"{clip.name.replace('/', '_')}-{weights}-{'int8' if int8 else 'fp32'}-{'tokens' if tokens else 'emb'}-op{OPSET}"
+    weights = weights_key(clip)
+    precision, outputs = QUANT_TAG if int8 else "fp32", "tokens" if tokens else "emb"
+    stem = f"{clip.name.replace('/', '_')}-{weights}-{precision}-{outputs}-op{OPSET}"
     root = cache_root(cache_dir)
     path, sidecar = root / f"{stem}.onnx", root / f"{stem}.json"
     if path.is_file() and sidecar.is_file():
@@ -77,18 +92,28 @@ def onnx_tower_path(clip: FrozenClip, tokens: bool, int8: bool, cache_dir: str |
             return path, recorded
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{stem}.{os.getpid()}.tmp.onnx"
+    temps = [tmp]  # all removed at the end, whatever fails
     try:
         _export(clip, tokens, tmp)
         if int8:
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             fp32, tmp = tmp, root / f".{stem}.{os.getpid()}.tmp-int8.onnx"
-            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
-            fp32.unlink()
+            temps.append(tmp)
+            root_logger, level = logging.getLogger(), logging.getLogger().level
+            root_logger.setLevel(logging.ERROR)  # its advice to pre-process the graph is for its developers
+            try:
+                quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType[QUANTIZATION["weight_type"]],
+                                 per_channel=QUANTIZATION["per_channel"],
+                                 op_types_to_quantize=QUANTIZATION["op_types"])
+            finally:
+                root_logger.setLevel(level)
         digest = file_sha256(tmp)
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        for t in temps:
+            t.unlink(missing_ok=True)
     sidecar.write_text(json.dumps({"sha256": digest, "model": clip.name, "visual_weights": weights,
-                                   "int8": int8, "tokens": tokens, "opset": OPSET, "torch": torch.__version__}))
+                                   "quantization": QUANTIZATION if int8 else None, "tokens": tokens,
+                                   "opset": OPSET, "torch": torch.__version__}))
     return path, digest

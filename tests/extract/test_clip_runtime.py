@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from extract.clip_model import load_clip
-from extract.clip_runtime import CLIP_RUNTIMES, ClipRuntimeError, Tower, cosines, image_tower, runtime_spec
+from extract.clip_runtime import (CLIP_RUNTIMES, FIDELITY_FRAMES, ClipRuntimeError, Tower, cosines, image_tower,
+                                  runtime_spec)
+from extract.onnx_export import QUANTIZATION
 from fgm_common.config import ExtractConfig
 from fgm_common.store import CLIP, FeatureStore
 
@@ -50,7 +52,31 @@ def test_every_runtime_matches_torch_fp32(onnx_cache, runtime, tokens):
     if runtime != "torch":
         assert tower.identity["fidelity"]["min_cosine"] >= bar
         assert tower.identity["onnxruntime"] and tower.identity["provider"] == "CPUExecutionProvider"
-        assert (tower.identity["quantization"] is not None) == (runtime == "onnx-int8")
+        assert tower.identity["quantization"] == (QUANTIZATION if runtime == "onnx-int8" else None)
+
+
+def test_fidelity_is_measured_on_frames_spread_over_the_first_batch():
+    clip = _tiny()
+    pixels = _pixels(clip, 3 * FIDELITY_FRAMES)  # (24, 3, S, S)
+    emb, _ = clip.encode_batch(pixels)
+    seen = []
+    real = clip.encode_batch
+
+    def counting(batch, tokens=False):
+        seen.append(batch)
+        return real(batch, tokens)
+
+    clip.encode_batch = counting
+    tower = Tower(CLIP_RUNTIMES["onnx"], lambda p, t: (emb, None))
+    tower.check_fidelity(clip, pixels, False, (emb, None))
+    assert len(seen) == 1 and len(seen[0]) == FIDELITY_FRAMES  # torch ran on 8 frames, not 24
+    assert torch.equal(seen[0][0], pixels[0]) and torch.equal(seen[0][-1], pixels[-1])  # first and last
+    assert tower.identity["fidelity"]["frames"] == FIDELITY_FRAMES
+    assert tower.identity["fidelity"]["min_cosine"] > 0.99999
+    wrong = emb.copy()
+    wrong[-1] = -wrong[-1]  # the last frame of the batch is among those checked
+    with pytest.raises(ClipRuntimeError):
+        Tower(CLIP_RUNTIMES["onnx"], lambda p, t: (wrong, None)).check_fidelity(clip, pixels, False, (wrong, None))
 
 
 def test_the_export_is_cached_verified_and_rebuilt_for_other_weights(onnx_cache):
@@ -62,6 +88,8 @@ def test_the_export_is_cached_verified_and_rebuilt_for_other_weights(onnx_cache)
     assert path.stat().st_mtime_ns == mtime  # reused, not exported again
     other = image_tower("onnx", _tiny(1), False).identity  # other random weights: another file
     assert other["onnx_file"] != first["onnx_file"]
+    # the name carries the weights hash load_clip took (no second pass over the weights)
+    assert clip.identity["weights_sha256"][:16] in first["onnx_file"]
     path.write_bytes(path.read_bytes()[:-10])  # a damaged cached file is rebuilt, never run
     again = image_tower("onnx", clip, False).identity
     assert again["onnx_sha256"] == first["onnx_sha256"]
