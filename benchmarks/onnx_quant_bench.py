@@ -39,14 +39,13 @@ def main() -> None:
     import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from extract.clip_model import load_clip
+    from extract.clip_model import input_size, load_clip
     from extract.clip_runtime import cosines
     from extract.onnx_export import _export
 
     logging.getLogger().setLevel(logging.ERROR)
     clip = load_clip(args.model, "none", random_seed=0, device="cpu")
-    size = clip.model.visual.image_size
-    size = size[0] if isinstance(size, (tuple, list)) else size
+    size = input_size(clip.model)
     x = torch.randn(args.batch, 3, size, size, generator=torch.Generator().manual_seed(0))  # (N, 3, S, S)
     ref = clip.encode_batch(x)[0]  # (N, D)
     with tempfile.TemporaryDirectory() as tmp:

@@ -94,6 +94,12 @@ class FrozenClip:
         return np.concatenate(out) if out else np.zeros((0, self.embed_dim), np.float32)
 
 
+def input_size(model: Any) -> int:
+    """Side S of the square (N, 3, S, S) input of an open_clip model's image tower."""
+    size = model.visual.image_size
+    return int(size if isinstance(size, int) else size[0])
+
+
 def last_vision_block(model: Any) -> torch.nn.Module:
     """The last transformer block of a ViT vision tower; tokens are cached at its input."""
     try:

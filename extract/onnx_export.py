@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from extract.clip_model import FrozenClip, file_sha256, last_vision_block, state_sha256
+from extract.clip_model import FrozenClip, file_sha256, input_size, last_vision_block, state_sha256
 
 OPSET = 17
 ENV_CACHE = "FGM_CACHE_DIR"
@@ -56,8 +56,7 @@ class _Visual(torch.nn.Module):
 
 
 def _export(clip: FrozenClip, tokens: bool, path: Path) -> None:
-    size = clip.model.visual.image_size
-    size = size[0] if isinstance(size, (tuple, list)) else size
+    size = input_size(clip.model)
     example = torch.zeros(2, 3, size, size, device=clip.device)
     names = ["embedding", "tokens"] if tokens else ["embedding"]
     fastpath = torch.backends.mha.get_fastpath_enabled()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from extract.clip_model import load_clip
+from extract.clip_model import input_size, load_clip
 from extract.clip_runtime import (CLIP_RUNTIMES, FIDELITY_FRAMES, ClipRuntimeError, Tower, cosines, image_tower,
                                   runtime_spec)
 from extract.onnx_export import QUANTIZATION
@@ -29,8 +29,7 @@ def _tiny(seed: int = 0):
 
 
 def _pixels(clip, n: int = 6) -> torch.Tensor:
-    size = clip.model.visual.image_size
-    size = size[0] if isinstance(size, (tuple, list)) else size
+    size = input_size(clip.model)
     return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(0))  # (N, 3, S, S)
 
 

@@ -29,11 +29,10 @@ def backbone_costs(clip_model_name: str, n_frames: int) -> dict:
     """CLIP image tower per video (n_frames images): params (M) and GFLOPs. Architecture only, no weights needed."""
     import open_clip
 
-    import extract.clip_model  # noqa: F401  (registers fgm's small configs)
+    from extract.clip_model import input_size  # importing it also registers fgm's small configs
 
     model = open_clip.create_model(clip_model_name, pretrained=None).eval()
-    size = model.visual.image_size
-    size = size if isinstance(size, int) else size[0]
+    size = input_size(model)
     image = torch.zeros(1, 3, size, size)
     per_image = flops(model.encode_image, image)
     return {"backbone_params_M": sum(p.numel() for p in model.visual.parameters()) / 1e6,
