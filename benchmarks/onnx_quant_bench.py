@@ -12,7 +12,6 @@ docs/clip-runtime.md holds the figures and the choice (`extract/onnx_export.py` 
 from __future__ import annotations
 
 import argparse
-import logging
 import tempfile
 import time
 from pathlib import Path
@@ -20,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+# settings in extract/onnx_export.py QUANTIZATION's form (op_types None: every type quantize_dynamic knows)
 CANDIDATES = {
     "QInt8, every op type": {"weight_type": "QInt8"},
-    "QInt8, MatMul/Gemm": {"weight_type": "QInt8", "op_types_to_quantize": ["MatMul", "Gemm"]},
-    "QInt8, MatMul/Gemm, per channel": {"weight_type": "QInt8", "op_types_to_quantize": ["MatMul", "Gemm"],
-                                        "per_channel": True},
+    "QInt8, MatMul/Gemm": {"weight_type": "QInt8", "op_types": ["MatMul", "Gemm"]},
+    "QInt8, MatMul/Gemm, per channel": {"weight_type": "QInt8", "op_types": ["MatMul", "Gemm"], "per_channel": True},
     "QUInt8, every op type": {"weight_type": "QUInt8"},
 }
 
@@ -37,13 +36,11 @@ def main() -> None:
     args = ap.parse_args()
 
     import onnxruntime as ort
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from extract.clip_model import input_size, load_clip
     from extract.clip_runtime import cosines
-    from extract.onnx_export import _export
+    from extract.onnx_export import _export, quantize
 
-    logging.getLogger().setLevel(logging.ERROR)
     clip = load_clip(args.model, "none", random_seed=0, device="cpu")
     size = input_size(clip.model)
     x = torch.randn(args.batch, 3, size, size, generator=torch.Generator().manual_seed(0))  # (N, 3, S, S)
@@ -52,9 +49,9 @@ def main() -> None:
         fp32 = Path(tmp) / "fp32.onnx"
         _export(clip, False, fp32)
         files = {"ONNX fp32": fp32}
-        for i, (name, kw) in enumerate(CANDIDATES.items()):
+        for i, (name, settings) in enumerate(CANDIDATES.items()):
             files[name] = Path(tmp) / f"q{i}.onnx"
-            quantize_dynamic(str(fp32), str(files[name]), **{**kw, "weight_type": QuantType[kw["weight_type"]]})
+            quantize(fp32, files[name], settings)
         sessions = {n: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for n, p in files.items()}
         runs = {"torch fp32": lambda: clip.encode_batch(x)[0],
                 **{n: (lambda s=s: s.run(None, {"pixels": x.numpy()})[0]) for n, s in sessions.items()}}

@@ -72,6 +72,21 @@ def _export(clip: FrozenClip, tokens: bool, path: Path) -> None:
         torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
+def quantize(src: Path, dst: Path, settings: dict = QUANTIZATION) -> None:
+    """Write `src` with int8 weights to `dst` by quantize_dynamic under `settings` (QUANTIZATION's keys)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root_logger = logging.getLogger()
+    level = root_logger.level
+    root_logger.setLevel(logging.ERROR)  # its advice to pre-process the graph is for its developers
+    try:
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType[settings["weight_type"]],
+                         per_channel=settings.get("per_channel", False),
+                         op_types_to_quantize=settings.get("op_types"))
+    finally:
+        root_logger.setLevel(level)
+
+
 def weights_key(clip: FrozenClip) -> str:
     """16 hex digits naming the weights: the hash load_clip already took (random or file), else the visual tower's."""
     known = clip.identity.get("weights_sha256") or clip.identity.get("file_sha256")
@@ -95,18 +110,9 @@ def onnx_tower_path(clip: FrozenClip, tokens: bool, int8: bool, cache_dir: str |
     try:
         _export(clip, tokens, tmp)
         if int8:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
             fp32, tmp = tmp, root / f".{stem}.{os.getpid()}.tmp-int8.onnx"
             temps.append(tmp)
-            root_logger, level = logging.getLogger(), logging.getLogger().level
-            root_logger.setLevel(logging.ERROR)  # its advice to pre-process the graph is for its developers
-            try:
-                quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType[QUANTIZATION["weight_type"]],
-                                 per_channel=QUANTIZATION["per_channel"],
-                                 op_types_to_quantize=QUANTIZATION["op_types"])
-            finally:
-                root_logger.setLevel(level)
+            quantize(fp32, tmp)
         digest = file_sha256(tmp)
         os.replace(tmp, path)
     finally:
