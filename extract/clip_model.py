@@ -90,8 +90,32 @@ class FrozenClip:
         out = []
         for i in range(0, len(sentences), batch_size):
             ids = self.tokenizer(sentences[i : i + batch_size]).to(self.device)  # (b, context_length)
-            out.append(self.model.encode_text(ids).float().cpu().numpy())
+            out.append(encode_text_prefix(self.model, ids).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.embed_dim), np.float32)
+
+
+def encode_text_prefix(model: Any, ids: torch.Tensor) -> torch.Tensor:
+    """open_clip's `encode_text` (b, context_length) -> (b, D), run only up to the last end token.
+
+    In a causal text tower pooled at the end token (CLIP's), that token's output depends only on
+    the tokens before it, so the padding after the longest sentence changes nothing and need not
+    run: a 10-token prompt costs a seventh of 77. Other towers (no causal mask, other pooling) run
+    whole. The test checks the result against `encode_text` itself.
+    """
+    causal = getattr(model, "attn_mask", None) is not None and hasattr(model, "token_embedding")
+    if not causal or getattr(model, "text_pool_type", None) != "argmax":
+        return model.encode_text(ids)
+    ends = ids.argmax(dim=-1)  # (b,) the end token has the highest id
+    ids = ids[:, : int(ends.max()) + 1]  # (b, L)
+    n = ids.shape[1]
+    cast = model.transformer.get_cast_dtype()
+    x = model.token_embedding(ids).to(cast) + model.positional_embedding[:n].to(cast)  # (b, L, W)
+    x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask[:n, :n]))  # (b, L, W)
+    x = x[torch.arange(len(ids), device=ids.device), ends]  # (b, W)
+    proj = model.text_projection
+    if proj is None:
+        return x
+    return proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj  # (b, D)
 
 
 def input_size(model: Any) -> int:

@@ -82,6 +82,17 @@ def test_text_embeddings(tiny):
     assert tiny.encode_texts([]).shape == (0, TINY_CFG["embed_dim"])
 
 
+@pytest.mark.parametrize("name", ["fgm-tiny-vit", "ViT-B-32"])
+def test_text_runs_only_to_the_last_end_token_and_equals_encode_text(name):
+    clip = load_clip(name, "none", random_seed=0, device="cpu")
+    sentences = ["a video of a person waving.", "x", "a long sentence " * 30]  # the last fills the context
+    for batch in (sentences[:2], sentences):
+        ids = clip.tokenizer(batch)  # (b, context_length)
+        with torch.inference_mode():
+            full = clip.model.encode_text(ids).numpy()  # (b, D)
+        np.testing.assert_allclose(clip.encode_texts(batch), full, atol=2e-5, rtol=0)
+
+
 def test_unknown_model_and_unknown_tag():
     with pytest.raises(ValueError, match="unknown CLIP model"):
         load_clip("no-such-model", "none", device="cpu")
