@@ -1,17 +1,19 @@
-"""Stage-one throughput and memory, measured side by side in one run.
+"""Stage-one throughput and memory, measured side by side in one run, for each CLIP runtime.
 
-(a) frames/s of the CLIP image encoder alone on the sampled frames (already decoded and preprocessed);
-(b) frames/s of the full extraction of the same videos (decode, flow, CLIP, zarr writes);
-their ratio (goal: b within 10% of a, because decode, flow and writes overlap CLIP compute);
-and the extra peak RSS while extracting one short and one long video (each in a fresh process,
-measured above the RSS after the towers are loaded).
+For each `--clip-runtime` (torch, onnx, onnx-int8 by default): (a) frames/s of the CLIP image
+tower alone on the sampled frames (already decoded and preprocessed) and (b) frames/s of the full
+extraction of the same videos (decode, flow, preprocessing, CLIP, zarr writes) with that runtime;
+then b / a per runtime, and b of each runtime over (a) of torch fp32, today's limit (issue 12's
+goals on a 2-core CPU: onnx-int8 >= 2.0, onnx >= 1.0). Also the extra peak RSS while extracting
+one short and one long video (each in a fresh process, above the RSS after loading the towers).
 
-(a) and (b) alternate, round by round, in alternating order, and the ratio is the median of the
+Every (a) and (b) of a round run in turn, in reversed order in odd rounds, and ratios are medians of
 per-round ratios, so slow drift in the machine's speed (large on shared machines) cancels. With
 CLIP on the CPU nothing is idle to overlap with, so the benchmark also prints the producer's own
 CPU time per frame (decode, flow, preprocessing; one thread) and the bound it sets on b / a.
 
-    python benchmarks/extract_bench.py [--model ViT-B-32] [--videos DIR] [--long-seconds 600] [--device auto]
+    python benchmarks/extract_bench.py [--model ViT-B-32] [--videos DIR] [--runtimes torch,onnx,onnx-int8]
+                                       [--preprocess pil] [--long-seconds 600] [--no-rss] [--device auto]
 Random CLIP weights (architecture is what costs time). Uses ../shared/data/ud810_ps7 when present.
 `--device auto` runs CLIP on CUDA when torch sees a GPU (flow then picks OpenCV CUDA if it has it).
 """
@@ -45,22 +47,22 @@ def sampled_frames(items, config) -> list[np.ndarray]:
     return frames
 
 
-def clip_alone(clip, frames: list[np.ndarray], batch: int) -> float:
-    """frames/s of the image tower alone on preprocessed batches (preprocessing done beforehand)."""
-    batches = [clip.preprocess_frames(frames[i : i + batch]) for i in range(0, len(frames), batch)]
-    clip.encode_batch(batches[0])  # warm-up
+def clip_alone(tower, batches: list) -> float:
+    """frames/s of an image tower (extract.clip_runtime) alone on preprocessed (b, 3, S, S) batches."""
+    tower.encode(batches[0], False)  # warm-up
     t0 = time.perf_counter()
     for b in batches:
-        clip.encode_batch(b)
-    return len(frames) / (time.perf_counter() - t0)
+        tower.encode(b, False)
+    return sum(len(b) for b in batches) / (time.perf_counter() - t0)
 
 
-def full_pipeline(config, items, store_url: str, batch: int, device: str) -> tuple[float, int]:
+def full_pipeline(config, items, store_url: str, batch: int, device: str, cache_dir: str) -> tuple[float, int]:
+    """frames/s of Extractor.run over items[1:] (start-up and a first video excluded), and failures."""
     from extract.pipeline import Extractor
     from fgm_common.store import FeatureStore
 
     FeatureStore.create_or_open(store_url, config, {})
-    ex = Extractor(config, store_url, device=device, batch_size=batch)
+    ex = Extractor(config, store_url, device=device, batch_size=batch, cache_dir=cache_dir)
     ex.run(items[:1])  # warm-up (numba-free, but first-call allocations)
     t0 = time.perf_counter()
     results = ex.run(items[1:])
@@ -153,6 +155,9 @@ def main() -> None:
     ap.add_argument("--long-seconds", type=float, default=600.0)
     ap.add_argument("--rounds", type=int, default=3, help="alternating (a)/(b) rounds; medians are reported")
     ap.add_argument("--device", default="auto", help="where CLIP runs: auto (CUDA when present), cpu, cuda")
+    ap.add_argument("--runtimes", default="torch,onnx,onnx-int8", help="--clip-runtime values, comma-separated")
+    ap.add_argument("--preprocess", default="pil", help="--preprocess of the full extraction")
+    ap.add_argument("--no-rss", action="store_true", help="skip the peak-memory probes (minutes on a CPU)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
 
@@ -160,12 +165,17 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from dataclasses import replace
+
     from extract.clip_model import load_clip
-    from fgm_common.options import resolve_device
+    from extract.clip_runtime import image_tower
     from extract.flow import resolve_backend
     from extract.inputs import discover
+    from extract.preprocess import preprocessor
     from fgm_common.config import ExtractConfig, FlowConfig
+    from fgm_common.options import resolve_device
 
+    runtimes = args.runtimes.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         videos = args.videos
         if videos is None:
@@ -175,23 +185,30 @@ def main() -> None:
             write_dataset(videos, SynthConfig(videos_per_class=4, size=224), progress=False)
         items = discover(videos).items
         config = ExtractConfig(clip_model=args.model, pretrained="none", num_frames=args.frames,
-                               flow=FlowConfig(backend=resolve_backend("auto")))
+                               flow=FlowConfig(backend=resolve_backend("auto")), preprocess=args.preprocess)
         device = resolve_device(args.device)
         clip = load_clip(args.model, "none", device=device)
+        towers = {rt: image_tower(rt, clip, False, f"{tmp}/cache") for rt in runtimes}  # exports once
         frames = sampled_frames(items[1:], config)
-        # Alternate (a) and (b), a first in even rounds and b first in odd ones, and take the median of
-        # the per-round ratios: the ratio should not depend on load from elsewhere.
-        runs_a, runs_b = [], []
+        prep = preprocessor(args.preprocess, clip.preprocess)
+        batches = [prep(frames[i : i + args.batch]) for i in range(0, len(frames), args.batch)]
+        runs_a: dict[str, list[float]] = {rt: [] for rt in runtimes}
+        runs_b: dict[str, list[float]] = {rt: [] for rt in runtimes}
+        jobs = [(part, rt) for rt in runtimes for part in "ab"]
         for r in range(args.rounds):
-            for part in ("ab" if r % 2 == 0 else "ba"):
+            for part, rt in (jobs if r % 2 == 0 else jobs[::-1]):
                 if part == "a":
-                    runs_a.append(clip_alone(clip, frames, args.batch))
+                    runs_a[rt].append(clip_alone(towers[rt], batches))
                 else:
-                    fps_b, failed = full_pipeline(config, items, f"{tmp}/bench{r}.zarr", args.batch, device)
-                    runs_b.append(fps_b)
-        a, b = float(np.median(runs_a)), float(np.median(runs_b))
-        ratios = [y / x for x, y in zip(runs_a, runs_b)]
-        ratio = float(np.median(ratios))
+                    cfg = replace(config, clip_runtime=rt)
+                    fps_b, failed = full_pipeline(cfg, items, f"{tmp}/bench{r}-{rt}.zarr", args.batch, device,
+                                                  f"{tmp}/cache")
+                    runs_b[rt].append(fps_b)
+        med = {rt: (float(np.median(runs_a[rt])), float(np.median(runs_b[rt]))) for rt in runtimes}
+        per_round = {rt: [y / x for x, y in zip(runs_a[rt], runs_b[rt])] for rt in runtimes}
+        base = "torch" if "torch" in runtimes else runtimes[0]
+        vs_base = {rt: float(np.median([y / x for x, y in zip(runs_a[base], runs_b[rt])])) for rt in runtimes}
+        a = med[base][0]  # torch fp32 CLIP alone: the producer bound below is against it
         cpu = {}
         if device == "cpu":  # the producer can only take CLIP's time when they share the cores
             cpu["clip_cpu_ms_per_frame"] = torch.get_num_threads() * 1000.0 / a  # every intra-op thread busy
@@ -205,8 +222,8 @@ def main() -> None:
         # fps mode is also run at a quarter of the long length: past one full CLIP batch (32 frames),
         # the extra peak should stay flat in length apart from the video's own output (~15 KB a frame)
         lengths = {"short": 10.0, "quarter": args.long_seconds / 4, "long": args.long_seconds}
-        videos_ = {k: write_video(Path(tmp) / f"{k}.avi", sec) for k, sec in lengths.items()}
-        rss = {
+        videos_ = {} if args.no_rss else {k: write_video(Path(tmp) / f"{k}.avi", sec) for k, sec in lengths.items()}
+        rss = {} if args.no_rss else {
             "short_uniform": extraction_rss_mb(videos_["short"], args.model, "uniform", args.frames, 0, device),
             "long_uniform": extraction_rss_mb(videos_["long"], args.model, "uniform", args.frames, 0, device),
             "short_fps1": extraction_rss_mb(videos_["short"], args.model, "fps", args.frames, 1.0, device),
@@ -214,19 +231,21 @@ def main() -> None:
             "long_fps1": extraction_rss_mb(videos_["long"], args.model, "fps", args.frames, 1.0, device),
         }
     figures = {"model": args.model, "videos": str(videos), "n_videos": len(items) - 1, "frames": len(frames),
-               "clip_alone_fps": a, "full_pipeline_fps": b, "ratio": ratio, "round_ratios": ratios,
-               "failed": failed, "rounds_a": runs_a, "rounds_b": runs_b,
+               "preprocess": args.preprocess, "clip_alone_fps": {rt: m[0] for rt, m in med.items()},
+               "full_pipeline_fps": {rt: m[1] for rt, m in med.items()}, "full_over_own_clip": per_round,
+               f"full_over_{base}_clip_alone": vs_base, "failed": failed, "rounds_a": runs_a, "rounds_b": runs_b,
                "device": device, "flow_backend": config.flow.backend, **cpu,
                "producer_alone_fps_by_decode_threads": feed,
                "long_seconds": args.long_seconds, "peak_rss_mb": rss}
     table = Table(title=f"extraction throughput ({args.model}, random weights, CLIP on {device}, "
-                        f"flow {config.flow.backend})", show_header=False)
+                        f"flow {config.flow.backend}, preprocess {args.preprocess})", show_header=False)
     table.add_row("videos / sampled frames", f"{len(items) - 1} / {len(frames)}")
-    table.add_row("(a) CLIP image encoder alone, frames/s", f"{a:.2f}")
-    table.add_row("(b) full extraction, frames/s", f"{b:.2f}")
-    table.add_row("b / a (median of per-round ratios)", f"{ratio:.3f}")
-    table.add_row("per-round b / a", " ".join(f"{x:.3f}" for x in ratios))
-    table.add_row("rounds (a) / (b), frames/s", " ".join(f"{x:.1f}" for x in runs_a) + " / " + " ".join(f"{x:.1f}" for x in runs_b))
+    for rt, (fa, fb) in med.items():
+        table.add_row(f"{rt}: (a) CLIP tower alone / (b) full extraction, frames/s", f"{fa:.2f} / {fb:.2f}")
+        table.add_row(f"{rt}: b / own a; b / {base} a (medians of per-round ratios)",
+                      f"{np.median(per_round[rt]):.3f}; {vs_base[rt]:.3f}")
+        table.add_row(f"{rt}: rounds (a) / (b), frames/s",
+                      " ".join(f"{x:.1f}" for x in runs_a[rt]) + " / " + " ".join(f"{x:.1f}" for x in runs_b[rt]))
     if cpu:
         table.add_row("CPU ms per frame: CLIP (all threads) / producer (one thread)",
                       f"{cpu['clip_cpu_ms_per_frame']:.1f} / {cpu['producer_cpu_ms_per_frame']:.1f}")

@@ -1,4 +1,4 @@
-"""`fgm-extract`: videos -> feature store (default command), plus `export` and `info` subcommands."""
+"""`fgm-extract`: videos -> feature store (default command), plus `export`, `info` and `fidelity` subcommands."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from fgm_common.options import Device, Quiet, StoreArg
 extract_app = typer.Typer(add_completion=False, help=__doc__)
 export_app = typer.Typer(add_completion=False)
 info_app = typer.Typer(add_completion=False)
+fidelity_app = typer.Typer(add_completion=False)
 
 EPILOG = (
     "Examples:\n\n"
@@ -26,7 +27,8 @@ EPILOG = (
     "  fgm-extract videos/ --out cache/ --pretrained none     # random CLIP weights (no download)\n\n"
     "  fgm-extract videos/ --out cache/ --backbone resnet50   # add ResNet-50 features beside CLIP\n\n"
     "  fgm-extract export cache/ features.h5                  # HDF5 copy for other tools\n\n"
-    "  fgm-extract info cache/                                # what the store holds and how it was made"
+    "  fgm-extract info cache/                                # what the store holds and how it was made\n\n"
+    "  fgm-extract fidelity cache/ --entries 20               # stored CLIP features vs torch fp32"
 )
 
 
@@ -54,6 +56,10 @@ def extract(
                                                    "Checked against torch fp32 on the first batch; recorded in the "
                                                    "store, which never mixes runtimes (docs/clip-runtime.md).")
                             ] = ExtractConfig.clip_runtime,
+    preprocess: Annotated[str, typer.Option(help="How frames become CLIP's input: pil (open_clip's own "
+                                                 "transform) or opencv (the same resize and crop with OpenCV's "
+                                                 "filters: faster, embeddings differ slightly). Recorded in the "
+                                                 "store (docs/clip-runtime.md).")] = ExtractConfig.preprocess,
     backbone: Annotated[Optional[list[str]], typer.Option(help="Also store per-frame features of this frozen "
                                                                "backbone beside CLIP (repeatable): resnet50. May be "
                                                                "added to an existing store: only its videos are "
@@ -98,6 +104,7 @@ def extract(
     from extract.api import make_config
     from extract.backbones import BackboneWeightsError
     from extract.clip_model import ClipWeightsError
+    from extract.clip_runtime import ClipRuntimeError
     from fgm_common.config import is_random_weights
     from fgm_common.store import StoreError
 
@@ -106,7 +113,8 @@ def extract(
         flow_config = FlowConfig(backend=flow, pairs=flow_pairs, compute_size=flow_size, grid=flow_grid)
         config = make_config(frames=frames, fps=fps, flow=flow_config, backbone_weights=backbone_weights,
                              clip_model=clip_model, pretrained=pretrained, random_seed=random_seed, tokens=tokens,
-                             clip_runtime=clip_runtime, backbones=tuple(backbone or ()), **settings)
+                             clip_runtime=clip_runtime, preprocess=preprocess, backbones=tuple(backbone or ()),
+                             **settings)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
@@ -157,7 +165,8 @@ def extract(
     except StrictFailure as e:
         console.print(f"[red]--strict: stopped at the first failure ({e}); finished videos are kept[/red]")
         raise typer.Exit(1)
-    except (StoreError, ClipWeightsError, BackboneWeightsError, ValueError, FileNotFoundError) as e:
+    except (StoreError, ClipWeightsError, ClipRuntimeError, BackboneWeightsError, ValueError,
+            FileNotFoundError) as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
     _print_summary(summary, out)
@@ -217,7 +226,53 @@ def info(store: StoreArg) -> None:
                                    "failures": fs.failures(), "runs": fs.runs()}))
 
 
-SUBCOMMANDS = {"export": export_app, "info": info_app}
+@fidelity_app.command()
+def fidelity(store: StoreArg,
+             entries: Annotated[int, typer.Option(help="Measure this many entries, spread over the store "
+                                                       "(0 = all).")] = 0,
+             device: Device = "auto",
+             clip_cache_dir: Annotated[Optional[str], typer.Option(help="Where the CLIP weights are cached.")] = None,
+             quiet: Quiet = False) -> None:
+    """Re-measure the stored CLIP features against torch fp32 on their own videos (decoded again).
+
+    Exit 1 when the worst frame is below the store's runtime threshold (docs/clip-runtime.md).
+    """
+    from extract.clip_model import ClipWeightsError
+    from extract.fidelity import measure_fidelity
+    from fgm_common.store import StoreError
+
+    bar = progress_bar(quiet)
+    task = None
+
+    def on_entry(n: int) -> None:  # n entries chosen, then 0 once per entry measured
+        nonlocal task
+        if task is None:
+            task = bar.add_task("fidelity", total=n, rate="")
+        else:
+            bar.update(task, advance=1)
+
+    try:
+        with bar:
+            report = measure_fidelity(store, entries, device, clip_cache_dir, on_entry=on_entry)
+    except (StoreError, ClipWeightsError, ValueError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    for key, why in report.skipped.items():
+        console.print(f"[yellow]skipped[/yellow] {key}: {why}")
+    tokens = "" if report.tokens_min_cosine is None else f", tokens min {report.tokens_min_cosine:.5f}"
+    console.print(f"{report.runtime}: {report.frames} frames of {len(report.measured)} entries against torch fp32: "
+                  f"min cosine {report.min_cosine:.5f}, median {report.median_cosine:.5f}{tokens}")
+    if report.threshold is None:
+        console.print("a torch store: nothing to refuse (these figures show the re-computation agrees)")
+    elif report.passed:
+        console.print(f"[green]passes[/green] (threshold {report.threshold})")
+    else:
+        console.print(f"[red]below {report.threshold}[/red]: these features stray from torch fp32")
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+SUBCOMMANDS = {"export": export_app, "info": info_app, "fidelity": fidelity_app}
 
 
 def main() -> None:

@@ -66,6 +66,16 @@ def require_onnxruntime() -> Any:
     return onnxruntime
 
 
+def cpu_has_vnni() -> bool | None:
+    """Whether the CPU has VNNI (int8 dot products without int16 saturation); None where unknown (not Linux)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), None)
+    except OSError:
+        return None
+    return None if flags is None else bool({"avx512_vnni", "avx_vnni"} & set(flags))
+
+
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise cosine of two (N, D) arrays -> (N,)."""
     a, b = a.astype(np.float64), b.astype(np.float64)
@@ -131,6 +141,7 @@ def onnx_tower(clip: FrozenClip, spec: RuntimeSpec, tokens: bool, cache_dir: str
     identity = {
         "runtime": spec.name, "onnxruntime": ort.__version__, "provider": session.get_providers()[0],
         "quantization": QUANTIZATION if spec.int8 else None,
+        "cpu_vnni": cpu_has_vnni(),  # int8 kernels differ with it (docs/clip-runtime.md)
         "onnx_file": path.name, "onnx_sha256": file_sha,
     }
     return Tower(spec, encode, identity)

@@ -40,6 +40,7 @@ from extract.clip_model import load_clip
 from extract.clip_runtime import image_tower
 from extract.flow import FlowComputer
 from extract.inputs import VideoItem
+from extract.preprocess import preprocessor
 from extract.produce import produce
 from extract.threads import EntryWriter, ordered_messages, release_free_memory
 from fgm_common.config import ExtractConfig
@@ -72,6 +73,7 @@ class Extractor:
         self.run_id = run_id
         self.clip = load_clip(config.clip_model, config.pretrained, config.random_seed, device, cache_dir)
         self.tower = image_tower(config.clip_runtime, self.clip, config.tokens, cache_dir)
+        self.preprocess = preprocessor(config.preprocess, self.clip.preprocess)  # frames -> (n, 3, S, S)
         self._fidelity_checked = False
         if self.clip.device == "cpu":
             cv2.setNumThreads(1)  # torch owns the cores (module docstring)
@@ -110,7 +112,7 @@ class Extractor:
         """(video, message) for every video's frames and end, in input order, from the decode threads."""
         def one(item: VideoItem, w: int) -> Iterator[object]:
             # one flow computer per thread: a backend holds state (a DIS object, CUDA streams)
-            return produce(item, self.config, self.flows[w], self.clip.preprocess_frames, self.backbones,
+            return produce(item, self.config, self.flows[w], self.preprocess, self.backbones,
                            self.run_id)
 
         return ordered_messages(items, one, self.decode_threads, self.batch_size)

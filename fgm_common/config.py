@@ -49,7 +49,7 @@ _FLOW_KEYS = {f"flow_{f.name}": f.name for f in dataclasses.fields(FlowConfig)} 
 
 
 # Fields added after stores were first written, with the value every older store was made with.
-_LATER_FIELDS = {"clip_runtime": "torch"}
+_LATER_FIELDS = {"clip_runtime": "torch", "preprocess": "pil"}
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,10 @@ class ExtractConfig:
     # Where the frozen image tower runs (registry: extract/clip_runtime.py CLIP_RUNTIMES): "torch",
     # "onnx" (fp32) or "onnx-int8". Its numbers differ, so stores of different runtimes never mix.
     clip_runtime: str = "torch"
+    # How frames become the image tower's input (registry: extract/preprocess.py PREPROCESSORS): "pil"
+    # (open_clip's own transform) or "opencv" (its geometry with OpenCV's filters, faster; the embeddings
+    # differ slightly, docs/clip-runtime.md), so stores of different preprocessing never mix.
+    preprocess: str = "pil"
 
     # Optical flow (see extract/flow.py); stored as the flat keys flow_backend, flow_pairs, ...
     flow: FlowConfig = field(default_factory=FlowConfig)
@@ -126,7 +130,7 @@ class ExtractConfig:
         tuple_fields = {"templates", "backbones"}
         flow = FlowConfig(**{_FLOW_KEYS[k]: v for k, v in d.items() if k in _FLOW_KEYS})
         rest = {k: tuple(v) if k in tuple_fields else v for k, v in d.items() if k not in _FLOW_KEYS}
-        return cls(**rest, flow=flow)
+        return cls(**{**_LATER_FIELDS, **rest}, flow=flow)  # a later field left out: what older stores used
 
     def digest(self) -> str:
         """Short stable hash of the config: names a store and detects mismatches."""

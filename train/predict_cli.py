@@ -38,12 +38,13 @@ def predict(
     ones; otherwise the command refuses. Videos that fail to decode are reported and the rest labelled.
     """
     from extract.clip_model import ClipWeightsError
+    from extract.clip_runtime import ClipRuntimeError
     from fgm_common.store import StoreError
     from train.inference.predict import run_predict
 
     try:
         report = run_predict(checkpoint, videos, PredictOptions(top_k, device, batch_size, quiet), json_out)
-    except (ValueError, ClipWeightsError, StoreError) as e:  # PredictError is a ValueError
+    except (ValueError, ClipWeightsError, ClipRuntimeError, StoreError) as e:  # PredictError: a ValueError
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
     if report.failed:

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from extract.clip_model import input_size, load_clip
-from extract.clip_runtime import (CLIP_RUNTIMES, FIDELITY_FRAMES, ClipRuntimeError, Tower, cosines, image_tower,
-                                  runtime_spec)
+from extract.clip_runtime import (CLIP_RUNTIMES, FIDELITY_FRAMES, ClipRuntimeError, RuntimeSpec, Tower, cosines,
+                                  image_tower, runtime_spec)
 from extract.onnx_export import QUANTIZATION
 from fgm_common.config import ExtractConfig
 from fgm_common.store import CLIP, FeatureStore
@@ -135,3 +135,15 @@ def test_an_int8_store_is_close_to_torch_and_never_mixes_with_it(tiny_videos, tm
         assert cosines(x, y).min() >= 0.99
     mixed = run_extract_cli(tiny_videos, tmp_path / "torch.zarr", "--clip-runtime", "onnx")
     assert mixed.exit_code != 0 and "clip_runtime" in mixed.output
+
+
+def test_a_run_refused_for_fidelity_says_why_and_writes_no_entry(tiny_videos, tmp_path, onnx_cache, run_extract_cli,
+                                                                 monkeypatch):
+    # a bar no tower can pass: the refusal the CLI gives when int8 strays (e.g. pretrained outliers)
+    monkeypatch.setitem(CLIP_RUNTIMES, "onnx-int8", RuntimeSpec("onnx-int8", onnx=True, int8=True, min_cosine=1.01))
+    url = tmp_path / "int8.zarr"
+    result = run_extract_cli(tiny_videos, url, "--clip-runtime", "onnx-int8")
+    assert result.exit_code == 2, result.output
+    out = " ".join(result.output.split())
+    assert "strays from torch fp32" in out and "--clip-runtime onnx or torch" in out and "Traceback" not in out
+    assert not FeatureStore.open(str(url)).entries()  # nothing half-made that looks complete
