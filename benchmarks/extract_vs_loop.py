@@ -7,7 +7,9 @@ same clips (ViT-B-32, random weights), in alternating order round by round, and 
 wall time and frames/s of each, the loop with torch and each `--clip-runtime` of fgm-extract, and the
 ratios to the loop (goals of issue 12: torch >= 1.0x, onnx-int8 >= 2x).
 
-    python benchmarks/extract_vs_loop.py [--videos DIR] [--rounds 2] [--runtimes torch,onnx-int8]
+    python benchmarks/extract_vs_loop.py [--videos DIR] [--rounds 2] [--runtimes torch,onnx-int8,onnx-int8+opencv]
+
+A runtime written `RUNTIME+opencv` runs fgm-extract with `--preprocess opencv` as well.
 
 Uses ../shared/data/ud810_ps7 when present. Wall times include start-up (imports, model build,
 the ONNX export on the first onnx run of a fresh cache, which is why each runtime runs once
@@ -71,10 +73,12 @@ def run_loop(videos: Path, out: Path, model: str) -> tuple[float, int]:
     return time.perf_counter() - t0, int(done.stdout.split("FRAMES")[-1])
 
 
-def run_fgm(videos: Path, out: Path, model: str, runtime: str, cache: Path) -> float:
+def run_fgm(videos: Path, out: Path, model: str, spec: str, cache: Path) -> float:
+    runtime, _, preprocess = spec.partition("+")
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "extract.cli", str(videos), "--out", str(out), "--clip-model", model,
                     "--pretrained", "none", "--frames", str(FRAMES), "--clip-runtime", runtime,
+                    "--preprocess", preprocess or "pil",
                     "--clip-cache-dir", str(cache), "--quiet"], capture_output=True, text=True, cwd=ROOT, check=True)
     return time.perf_counter() - t0
 
@@ -110,11 +114,11 @@ def main() -> None:
                 print(f"round {r} {name:10s} {dt:6.1f} s", flush=True)
     loop = float(np.median(times["loop"]))
     print(f"\n{frames} sampled frames; medians over {args.rounds} rounds (wall, start-up included)")
-    print(f"{'':22s} {'wall s':>8s} {'frames/s':>9s} {'vs loop':>8s}")
-    print(f"{'hand-written loop':22s} {loop:8.1f} {frames / loop:9.1f} {1.0:8.2f}x")
+    print(f"{'':30s} {'wall s':>8s} {'frames/s':>9s} {'vs loop':>8s}")
+    print(f"{'hand-written loop':30s} {loop:8.1f} {frames / loop:9.1f} {1.0:8.2f}x")
     for rt in runtimes:
         t = float(np.median(times[rt]))
-        print(f"{'fgm-extract ' + rt:22s} {t:8.1f} {frames / t:9.1f} {loop / t:8.2f}x")
+        print(f"{'fgm-extract ' + rt:30s} {t:8.1f} {frames / t:9.1f} {loop / t:8.2f}x")
 
 
 if __name__ == "__main__":

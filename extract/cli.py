@@ -259,9 +259,9 @@ def fidelity(store: StoreArg,
         raise typer.Exit(2)
     for key, why in report.skipped.items():
         console.print(f"[yellow]skipped[/yellow] {key}: {why}")
-    tokens = "" if report.tokens_min_cosine is None else f", tokens min {report.tokens_min_cosine:.5f}"
+    tokens = "" if report.tokens_min_cosine is None else f", tokens min {report.tokens_min_cosine:.6f}"
     console.print(f"{report.runtime}: {report.frames} frames of {len(report.measured)} entries against torch fp32: "
-                  f"min cosine {report.min_cosine:.5f}, median {report.median_cosine:.5f}{tokens}")
+                  f"min cosine {report.min_cosine:.6f}, median {report.median_cosine:.6f}{tokens}")
     if report.threshold is None:
         console.print("a torch store: nothing to refuse (these figures show the re-computation agrees)")
     elif report.passed:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+
 from extract.batching import Result
 from extract.inputs import VideoItem
 from extract.pipeline import Extractor, extractor_for
@@ -13,10 +16,12 @@ _WORKER_EXTRACTORS: dict[tuple, Extractor] = {}
 
 
 def extract_chunk(items: list[VideoItem], config: dict, store_url: str, options: RunOptions,
-                  run_id: str) -> list[Result]:
+                  run_id: str) -> tuple[list[Result], dict]:
     """Run on a dask worker: extract a chunk of videos, loading the towers once per process.
 
     The whole RunOptions travels, so a worker runs with every option of the driver's command line.
+    Returns the results and this process's image-tower identity (with the fidelity its first batch
+    measured) under "worker", so the driver's run record holds every worker's check.
     """
     cfg = ExtractConfig.from_dict(config)
     key = (cfg.digest(), store_url, options)
@@ -25,4 +30,5 @@ def extract_chunk(items: list[VideoItem], config: dict, store_url: str, options:
         _WORKER_EXTRACTORS[key] = extractor_for(cfg, store_url, options)
     extractor = _WORKER_EXTRACTORS[key]
     extractor.run_id = run_id
-    return extractor.run(items)
+    results = extractor.run(items)
+    return results, {**extractor.tower.identity, "worker": f"{socket.gethostname()}:{os.getpid()}"}

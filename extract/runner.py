@@ -182,9 +182,10 @@ def run_extract(discovery: Discovery, config: ExtractConfig, store_url: str, opt
         if on_result:
             on_result(res)
 
+    workers: dict[str, dict] = {}  # dask worker -> its image tower's identity and fidelity
     try:
         if todo and (options.workers > 1 or options.scheduler):
-            _run_dask(todo, config, store_url, options, run_id, record)
+            _run_dask(todo, config, store_url, options, run_id, record, workers)
         elif todo:
             local_extractor().run(todo, record)
     finally:
@@ -204,7 +205,9 @@ def run_extract(discovery: Discovery, config: ExtractConfig, store_url: str, opt
             "workers": options.workers, "scheduler": options.scheduler or "", "device": options.device,
             "packages": package_versions(), "seconds": round(summary.seconds, 3),
             "clip_identity": extractor.clip.identity if extractor else None,
+            # the local tower's, with its fidelity when it extracted; with dask each worker's own
             "clip_runtime": extractor.tower.identity if extractor else None,
+            **({"clip_runtime_workers": list(workers.values())} if workers else {}),
             "backbone_identity": {n: b.identity for n, b in extractor.backbones.items()} if extractor else None,
             "lacking_backbone": summary.lacking_backbone,
         })
@@ -228,8 +231,9 @@ def record_backbone_identity(store: FeatureStore, config: ExtractConfig, extract
 
 
 def _run_dask(todo: list[VideoItem], config: ExtractConfig, store_url: str, options: RunOptions,
-              run_id: str, record: Callable) -> None:
-    """Chunks of videos to dask workers; each worker writes its own entries, the driver records results."""
+              run_id: str, record: Callable, workers: dict[str, dict]) -> None:
+    """Chunks of videos to dask workers; each worker writes its own entries, the driver records results
+    and, in `workers`, each worker's tower identity (its fidelity check included)."""
     from dask.distributed import Client, LocalCluster, as_completed
 
     from extract.batching import Result
@@ -249,7 +253,9 @@ def _run_dask(todo: list[VideoItem], config: ExtractConfig, store_url: str, opti
                    for chunk in chunks}
         for future in as_completed(futures):
             try:
-                results = future.result()
+                results, tower = future.result()
+                if "fidelity" in tower or tower["worker"] not in workers:
+                    workers[tower["worker"]] = tower
             except Exception as e:  # a worker died (crash, out of memory): its videos fail, the run goes on
                 results = [Result(i.key, False, reason="worker-error", message=f"{type(e).__name__}: {e}")
                            for i in futures[future]]

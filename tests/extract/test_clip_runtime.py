@@ -147,3 +147,30 @@ def test_a_run_refused_for_fidelity_says_why_and_writes_no_entry(tiny_videos, tm
     out = " ".join(result.output.split())
     assert "strays from torch fp32" in out and "--clip-runtime onnx or torch" in out and "Traceback" not in out
     assert not FeatureStore.open(str(url)).entries()  # nothing half-made that looks complete
+
+
+@pytest.mark.slow
+def test_each_dask_worker_records_its_own_fidelity(tiny_videos, tmp_path, onnx_cache, run_extract_cli):
+    url = str(tmp_path / "dask-int8.zarr")
+    result = run_extract_cli(tiny_videos, url, "--clip-runtime", "onnx-int8", "--workers", "2")
+    assert result.exit_code == 0, result.output
+    run = FeatureStore.open(url).runs()[-1]
+    workers = run["clip_runtime_workers"]
+    assert workers and len({w["worker"] for w in workers}) == len(workers)
+    for w in workers:  # every worker checked its own first batch against torch fp32
+        assert w["runtime"] == "onnx-int8" and w["fidelity"]["min_cosine"] >= 0.99
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+@pytest.mark.parametrize("runtime", sorted(CLIP_RUNTIMES))
+def test_every_runtime_runs_beside_a_gpu(onnx_cache, runtime):
+    import onnxruntime as ort
+
+    cpu, gpu = _tiny(), load_clip("fgm-tiny-vit", "none", 0, "cuda")
+    pixels = _pixels(cpu)
+    tower = image_tower(runtime, gpu, False)
+    emb, _ = tower.encode(pixels, False)  # (N, D) numpy on the host, whatever ran it
+    assert cosines(emb, cpu.encode_batch(pixels)[0]).min() >= (0.99 if runtime == "onnx-int8" else 0.999)
+    if runtime != "torch":  # ONNX Runtime's CUDA provider when the installed build has it, else the CPU's
+        cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+        assert tower.identity["provider"] == ("CUDAExecutionProvider" if cuda else "CPUExecutionProvider")
