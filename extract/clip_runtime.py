@@ -12,6 +12,8 @@ docs/clip-runtime.md gives the choices and the measurements.
 from __future__ import annotations
 
 import importlib.util
+import os
+import queue
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -89,6 +91,7 @@ class Tower:
     spec: RuntimeSpec
     encode: Callable[[torch.Tensor, bool], tuple[np.ndarray, np.ndarray | None]]
     identity: dict = field(default_factory=dict)  # runtime, versions, provider, quantisation, file hash
+    parallel: int = 1  # batches `encode` may run at once, from as many threads
 
     def check_fidelity(self, clip: FrozenClip, pixels: torch.Tensor, tokens: bool,
                        got: tuple[np.ndarray, np.ndarray | None]) -> None:
@@ -120,9 +123,26 @@ def torch_tower(clip: FrozenClip) -> Tower:
                  {"runtime": "torch", "torch": torch.__version__})
 
 
+def cpu_sessions(cores: int | None = None) -> tuple[int, int]:
+    """(sessions, intra-op threads each) for ONNX on the CPU: one single-threaded session per core, up to 4.
+
+    A session's op ends when its slowest thread does, so a producer thread that takes one core
+    stalls a session spread over all of them; separate sessions on separate batches lose only the
+    one that shares the core (benchmarks/tower_threads_bench.py). Past 4, memory (a copy of the
+    weights per session) buys little, so more cores go to each session's threads.
+    """
+    cores = cores or os.cpu_count() or 1
+    sessions = min(cores, 4)
+    return sessions, max(1, cores // sessions)
+
+
 def onnx_tower(clip: FrozenClip, spec: RuntimeSpec, tokens: bool, cache_dir: str | None = None,
-               threads: int = 0) -> Tower:
-    """The visual tower of `clip` as an ONNX Runtime session (exported and cached on first use)."""
+               sessions: int = 1, threads: int = 0) -> Tower:
+    """The visual tower of `clip` as `sessions` ONNX Runtime sessions of `threads` threads (0: ORT's default).
+
+    The file is exported and cached on first use. `encode` may be called from `sessions` threads at
+    once; each call takes a free session (Tower.parallel says how many).
+    """
     ort = require_onnxruntime()
     from extract.onnx_export import QUANTIZATION, onnx_tower_path
 
@@ -132,22 +152,33 @@ def onnx_tower(clip: FrozenClip, spec: RuntimeSpec, tokens: bool, cache_dir: str
         options.intra_op_num_threads = threads
     want_cuda = clip.device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
     providers = (["CUDAExecutionProvider"] if want_cuda else []) + ["CPUExecutionProvider"]
-    session = ort.InferenceSession(str(path), options, providers=providers)
+    free: queue.Queue = queue.Queue()
+    for _ in range(sessions):
+        free.put(ort.InferenceSession(str(path), options, providers=providers))
+    session = free.queue[0]
 
     def encode(pixels: torch.Tensor, want_tokens: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        outputs = session.run(None, {"pixels": pixels.cpu().numpy()})  # [(N, D)] or [(N, D), (N, L, W)]
+        one = free.get()
+        try:
+            outputs = one.run(None, {"pixels": pixels.cpu().numpy()})  # [(N, D)] or [(N, D), (N, L, W)]
+        finally:
+            free.put(one)
         return outputs[0].astype(np.float32), (outputs[1].astype(np.float32) if want_tokens else None)
 
     identity = {
         "runtime": spec.name, "onnxruntime": ort.__version__, "provider": session.get_providers()[0],
+        "sessions": sessions, "threads": threads or None,
         "quantization": QUANTIZATION if spec.int8 else None,
         "cpu_vnni": cpu_has_vnni(),  # int8 kernels differ with it (docs/clip-runtime.md)
         "onnx_file": path.name, "onnx_sha256": file_sha,
     }
-    return Tower(spec, encode, identity)
+    return Tower(spec, encode, identity, parallel=sessions)
 
 
 def image_tower(runtime: str, clip: FrozenClip, tokens: bool, cache_dir: str | None = None) -> Tower:
-    """The tower for a registered runtime name (see CLIP_RUNTIMES)."""
+    """The tower for a registered runtime name (see CLIP_RUNTIMES); ONNX on the CPU as `cpu_sessions()`."""
     spec = runtime_spec(runtime)
-    return onnx_tower(clip, spec, tokens, cache_dir) if spec.onnx else torch_tower(clip)
+    if not spec.onnx:
+        return torch_tower(clip)
+    sessions, threads = cpu_sessions() if clip.device == "cpu" else (1, 0)
+    return onnx_tower(clip, spec, tokens, cache_dir, sessions, threads)

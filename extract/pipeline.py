@@ -20,7 +20,9 @@ embedding of a video before it writes the entry.
 
 When CLIP runs on the CPU, torch's intra-op threads already use every core and wait for each other at
 the end of every op, so a second thread pool (OpenCV's, in the producer) stalls them all whenever it
-takes a core; OpenCV then runs single-threaded (docs/design-choices.md has the measurement).
+takes a core; OpenCV then runs single-threaded (docs/design-choices.md has the measurement). For the
+same reason an ONNX tower on the CPU is one session per core (`Tower.parallel`): the consumer keeps
+that many batches in flight and hands their rows on in input order (docs/clip-runtime.md).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import os
 import queue
 import threading
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Callable, Iterator
 
 import cv2
@@ -137,36 +141,34 @@ class Extractor:
 
         # per video in flight: tower name ("clip", "tokens", each backbone) -> row blocks, in order
         outputs: dict[str, dict[str, list[np.ndarray]]] = {}
+        # messages in input order, each with its batch's rows or the Future of them (None for a video's end)
+        pending: deque[tuple[object, object]] = deque()
+        pool = ThreadPoolExecutor(self.tower.parallel, "fgm-extract-tower") if self.tower.parallel > 1 else None
+
+        def settle(in_flight: int) -> None:
+            """Hand on, in order, every message at the head that is ready, waiting while more than
+            `in_flight` batches are pending."""
+            while pending and (not isinstance(pending[0][0], Future) or pending[0][0].done()
+                               or sum(isinstance(w, Future) for w, _ in pending) > in_flight):
+                work, msg = pending.popleft()
+                self._hand_on(msg, work.result() if isinstance(work, Future) else work, outputs, writer, report)
+
         failed = True
         try:
             while (msg := q.get()) is not None:
                 report(writer.written())
-                if isinstance(msg, Chunk):
-                    rows = self._encode(msg)  # tower name -> (b, ...) rows of the whole batch
-                    del msg.pixels, msg.extra
-                    release_free_memory()
-                    start = 0
-                    for key, count in msg.owners:
-                        for name, block in rows.items():
-                            outputs.setdefault(key, {}).setdefault(name, []).append(block[start : start + count])
-                        start += count
-                elif isinstance(msg, Done):
-                    towers = outputs.pop(msg.item.key)
-                    arrays = dict(msg.arrays, **{name: np.concatenate(b) for name, b in towers.items()})
-                    # wall time from opening the video to its last embedding (decode, flow, CLIP; overlapped)
-                    seconds = time.perf_counter() - msg.started
-                    meta = dict(msg.meta, extract_seconds=round(seconds, 4))
-                    res = Result(msg.item.key, True, len(arrays[CLIP]), seconds,
-                                 fingerprint={k: msg.meta[k] for k in ("size", "mtime_ns", "sha256")})
-                    writer.submit(res, arrays, meta)
+                if not isinstance(msg, Chunk):
+                    pending.append((None, msg))
+                elif pool is not None and self._fidelity_checked:
+                    pending.append((pool.submit(self._encode, msg), msg))  # beside the batches in flight
                 else:
-                    outputs.pop(msg.item.key, None)  # embeddings of frames before the failure are dropped
-                    writer.submit(Result(msg.item.key, False, 0, time.perf_counter() - msg.started,
-                                         msg.reason, msg.message, msg.fingerprint))
-                    # the producer sends a failure before any later video's frames: --strict stops right there
-                    report(writer.flush())
+                    pending.append((self._encode(msg), msg))  # the first batch alone: it checks fidelity
+                settle(self.tower.parallel)
+            settle(0)
             failed = False
         finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
             stop.set()
             thread.join(timeout=5)
             # finished entries are written even when on_result or CLIP raised; that first error is the one
@@ -176,6 +178,33 @@ class Extractor:
         if errors:
             raise errors[0]
         return results
+
+    def _hand_on(self, msg: object, rows: dict | None, outputs: dict, writer: EntryWriter,
+                 report: Callable[[list[Result]], None]) -> None:
+        """One message, in input order: a batch's rows go to their videos; a video's end writes or fails it."""
+        if isinstance(msg, Chunk):
+            del msg.pixels, msg.extra
+            release_free_memory()
+            start = 0
+            for key, count in msg.owners:
+                for name, block in rows.items():  # tower name -> (b, ...) rows of the whole batch
+                    outputs.setdefault(key, {}).setdefault(name, []).append(block[start : start + count])
+                start += count
+        elif isinstance(msg, Done):
+            towers = outputs.pop(msg.item.key)
+            arrays = dict(msg.arrays, **{name: np.concatenate(b) for name, b in towers.items()})
+            # wall time from opening the video to its last embedding (decode, flow, CLIP; overlapped)
+            seconds = time.perf_counter() - msg.started
+            meta = dict(msg.meta, extract_seconds=round(seconds, 4))
+            res = Result(msg.item.key, True, len(arrays[CLIP]), seconds,
+                         fingerprint={k: msg.meta[k] for k in ("size", "mtime_ns", "sha256")})
+            writer.submit(res, arrays, meta)
+        else:
+            outputs.pop(msg.item.key, None)  # embeddings of frames before the failure are dropped
+            writer.submit(Result(msg.item.key, False, 0, time.perf_counter() - msg.started,
+                                 msg.reason, msg.message, msg.fingerprint))
+            # the producer sends a failure before any later video's frames: --strict stops right there
+            report(writer.flush())
 
     def _encode(self, chunk: Chunk) -> dict[str, np.ndarray]:
         """One batch through every tower -> {"clip": (b, D), ["tokens": (b, L, W) f16], backbone: (b, Db)}."""

@@ -174,3 +174,20 @@ def test_every_runtime_runs_beside_a_gpu(onnx_cache, runtime):
     if runtime != "torch":  # ONNX Runtime's CUDA provider when the installed build has it, else the CPU's
         cuda = "CUDAExecutionProvider" in ort.get_available_providers()
         assert tower.identity["provider"] == ("CUDAExecutionProvider" if cuda else "CPUExecutionProvider")
+
+
+def test_sessions_side_by_side_give_the_one_session_store(tiny_videos, tmp_path, onnx_cache, run_extract_cli,
+                                                          monkeypatch):
+    import extract.clip_runtime as clip_runtime
+
+    urls = {}
+    for sessions in (1, 2):  # batches of 4: videos span batches, so results must come back in order
+        monkeypatch.setattr(clip_runtime, "cpu_sessions", lambda n=sessions: (n, 1))
+        urls[sessions] = str(tmp_path / f"s{sessions}.zarr")
+        made = run_extract_cli(tiny_videos, urls[sessions], "--clip-runtime", "onnx-int8", "--batch-size", "4")
+        assert made.exit_code == 0, made.output
+    one, two = FeatureStore.open(urls[1]), FeatureStore.open(urls[2])
+    assert two.runs()[-1]["clip_runtime"]["sessions"] == 2 and one.runs()[-1]["clip_runtime"]["sessions"] == 1
+    assert [e.key for e in one.entries()] == [e.key for e in two.entries()]
+    for entry in one.entries():
+        np.testing.assert_allclose(two.read(entry.key, (CLIP,))[CLIP], one.read(entry, (CLIP,))[CLIP], atol=1e-5)
