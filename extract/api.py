@@ -31,7 +31,7 @@ def make_config(frames: int = ExtractConfig.num_frames, fps: float = ExtractConf
     from extract.clip_runtime import runtime_spec
     from extract.fingerprint import content_sha256
     from extract.flow import resolve_backend
-    from extract.preprocess import PREPROCESSORS
+    from extract.preprocess import check_name
 
     backbones = tuple(dict.fromkeys(settings.pop("backbones", ()) or ()))
     if backbone_weights and not backbones:
@@ -49,8 +49,7 @@ def make_config(frames: int = ExtractConfig.num_frames, fps: float = ExtractConf
     )
     config.validate()
     runtime_spec(config.clip_runtime)  # ValueError naming the registered runtimes
-    if config.preprocess not in PREPROCESSORS:
-        raise ValueError(f"--preprocess {config.preprocess!r} is not one of {sorted(PREPROCESSORS)}")
+    check_name(config.preprocess)  # ValueError naming the registered preprocessings
     return config
 
 

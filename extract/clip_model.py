@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import open_clip
 import torch
-from PIL import Image
 
+from extract.preprocess import pil
 from fgm_common.config import is_random_weights
 from fgm_common.options import resolve_device
 
@@ -62,7 +62,7 @@ class FrozenClip:
 
     def preprocess_frames(self, frames: list[np.ndarray]) -> torch.Tensor:
         """RGB uint8 frames (H, W, 3) -> model input (N, 3, S, S) with open_clip's own preprocessing."""
-        return torch.stack([self.preprocess(Image.fromarray(f)) for f in frames])
+        return pil(self.preprocess)(frames)
 
     @torch.inference_mode()
     def encode_batch(self, batch: torch.Tensor, tokens: bool = False) -> tuple[np.ndarray, np.ndarray | None]:

@@ -84,6 +84,17 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1) + 1e-12)
 
 
+def token_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine of every token of two (N, L, W) arrays -> (N * L,)."""
+    width = a.shape[-1]
+    return cosines(a.astype(np.float32).reshape(-1, width), b.reshape(-1, width))
+
+
+def evenly_spaced(n: int, k: int) -> np.ndarray:
+    """Up to k indices of range(n), evenly spaced from the first to the last (all n when k >= n)."""
+    return np.unique(np.linspace(0, n - 1, min(k, n)).round().astype(int))
+
+
 @dataclass
 class Tower:
     """An image tower: `encode(pixels, tokens)` as FrozenClip.encode_batch, plus what the store records."""
@@ -99,15 +110,14 @@ class Tower:
         record min/median cosine; refuse below the bar."""
         if not self.spec.onnx:
             return
-        pick = np.unique(np.linspace(0, len(pixels) - 1, min(FIDELITY_FRAMES, len(pixels))).round().astype(int))
+        pick = evenly_spaced(len(pixels), FIDELITY_FRAMES)
         pixels, got = pixels[pick], (got[0][pick], None if got[1] is None else got[1][pick])
         ref_emb, ref_tok = clip.encode_batch(pixels, tokens=tokens)  # (N, D), (N, L, W)
         cos = cosines(got[0], ref_emb)  # (N,)
         fidelity = {"frames": int(len(cos)), "min_cosine": float(cos.min()), "median_cosine": float(np.median(cos)),
                     "threshold": self.spec.min_cosine}
         if tokens and got[1] is not None:
-            tok_cos = cosines(got[1].reshape(-1, got[1].shape[-1]), ref_tok.reshape(-1, ref_tok.shape[-1]))
-            fidelity["tokens_min_cosine"] = float(tok_cos.min())
+            fidelity["tokens_min_cosine"] = float(token_cosines(got[1], ref_tok).min())
         self.identity["fidelity"] = fidelity
         worst = min(fidelity["min_cosine"], fidelity.get("tokens_min_cosine", 1.0))
         if worst < self.spec.min_cosine:
@@ -152,10 +162,10 @@ def onnx_tower(clip: FrozenClip, spec: RuntimeSpec, tokens: bool, cache_dir: str
         options.intra_op_num_threads = threads
     want_cuda = clip.device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
     providers = (["CUDAExecutionProvider"] if want_cuda else []) + ["CPUExecutionProvider"]
+    made = [ort.InferenceSession(str(path), options, providers=providers) for _ in range(sessions)]
     free: queue.Queue = queue.Queue()
-    for _ in range(sessions):
-        free.put(ort.InferenceSession(str(path), options, providers=providers))
-    session = free.queue[0]
+    for one in made:
+        free.put(one)
 
     def encode(pixels: torch.Tensor, want_tokens: bool) -> tuple[np.ndarray, np.ndarray | None]:
         one = free.get()
@@ -166,7 +176,7 @@ def onnx_tower(clip: FrozenClip, spec: RuntimeSpec, tokens: bool, cache_dir: str
         return outputs[0].astype(np.float32), (outputs[1].astype(np.float32) if want_tokens else None)
 
     identity = {
-        "runtime": spec.name, "onnxruntime": ort.__version__, "provider": session.get_providers()[0],
+        "runtime": spec.name, "onnxruntime": ort.__version__, "provider": made[0].get_providers()[0],
         "sessions": sessions, "threads": threads or None,
         "quantization": QUANTIZATION if spec.int8 else None,
         "cpu_vnni": cpu_has_vnni(),  # int8 kernels differ with it (docs/clip-runtime.md)

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from extract.clip_model import load_clip
-from extract.clip_runtime import cosines, runtime_spec
+from extract.clip_runtime import cosines, evenly_spaced, runtime_spec, token_cosines
 from extract.fingerprint import stat_fingerprint
 from extract.preprocess import preprocessor
 from extract.video import VideoError, open_source
@@ -70,7 +70,7 @@ def spread(entries: list[Entry], n: int) -> list[Entry]:
     """n entries evenly spaced over the sorted list (all of them when n is 0 or too large)."""
     if n <= 0 or n >= len(entries):
         return entries
-    return [entries[i] for i in np.unique(np.linspace(0, len(entries) - 1, n).round().astype(int))]
+    return [entries[i] for i in evenly_spaced(len(entries), n)]
 
 
 def measure_fidelity(store_url: str, max_entries: int = 0, device: str = "cpu", cache_dir: str | None = None,
@@ -112,8 +112,6 @@ def measure_fidelity(store_url: str, max_entries: int = 0, device: str = "cpu", 
         result = EntryFidelity(entry.key, cosines(stored[CLIP], emb))
         if config.tokens:
             tok = np.concatenate([r[1] for r in refs])  # (T, L, W)
-            width = tok.shape[-1]
-            stored_tok = stored[TOKENS].astype(np.float32).reshape(-1, width)
-            result.tokens_min = float(cosines(stored_tok, tok.reshape(-1, width)).min())
+            result.tokens_min = float(token_cosines(stored[TOKENS], tok).min())  # stored as f16
         report.measured.append(result)
     return report

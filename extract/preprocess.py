@@ -29,10 +29,15 @@ def register(name: str) -> Callable:
     return add
 
 
+def check_name(name: str) -> None:
+    """ValueError naming the registered choices unless `name` is one."""
+    if name not in PREPROCESSORS:
+        raise ValueError(f"--preprocess {name!r} is not one of {sorted(PREPROCESSORS)}")
+
+
 def preprocessor(name: str, transform: Any) -> Preprocess:
     """The registered preprocessing `name` built from open_clip's eval transform; ValueError naming the choices."""
-    if name not in PREPROCESSORS:
-        raise ValueError(f"preprocess {name!r} is not one of {sorted(PREPROCESSORS)}")
+    check_name(name)
     return PREPROCESSORS[name](transform)
 
 
