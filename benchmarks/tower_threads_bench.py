@@ -1,4 +1,4 @@
-"""One ONNX Runtime session on every core against one single-threaded session per core, beside a producer.
+"""One tower session on every core against one single-threaded session per core, beside a producer.
 
 On a 2-core CPU fgm-extract runs the tower's intra-op threads beside the producer thread (decode,
 flow, preprocessing). Each op of a two-thread session waits for its slower thread, so whenever the
@@ -6,9 +6,10 @@ producer takes a core the whole tower stalls. The alternative measured here: one
 session per core, each on its own batch, so the producer slows only one of them. Both arrangements
 encode the same batches, alternating round by round, with and without a one-thread load that
 stands in for the producer (OpenCV resizing and blurring 640 x 480 frames). Random ViT-B-32
-weights, int8 tower unless `--runtime onnx`.
+weights; `--runtime onnx-int8` (default) or `onnx` runs ONNX Runtime sessions, `--runtime torch`
+runs the torch model from as many threads, each with its own intra-op thread count.
 
-    python benchmarks/tower_threads_bench.py [--runtime onnx-int8] [--rounds 4] [--batches 4]
+    python benchmarks/tower_threads_bench.py [--runtime onnx-int8|onnx|torch] [--rounds 4] [--batches 4]
 """
 
 from __future__ import annotations
@@ -33,6 +34,42 @@ def producer_load(stop: threading.Event) -> None:
         time.sleep(0.002)
 
 
+def set_threads(n: int) -> None:
+    """torch's intra-op threads for the calling thread (its OpenMP setting is per thread); ONNX sessions ignore it."""
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def torch_sessions(clip, x: np.ndarray, cores: int) -> list:
+    """[(encode x, threads)]: the torch model with every core, then `cores` single-thread users of it."""
+    import torch
+
+    pixels = torch.from_numpy(x)
+    run = lambda: clip.encode_batch(pixels)  # noqa: E731 - a session is just a call here
+    run()  # warm-up
+    return [(run, cores)] + [(run, 1)] * cores
+
+
+def onnx_sessions(clip, x: np.ndarray, cores: int, runtime: str, tmp: str) -> list:
+    """[(run x, threads)]: one ONNX Runtime session with every core, then `cores` single-thread sessions."""
+    import onnxruntime as ort
+
+    from extract.clip_runtime import runtime_spec
+    from extract.onnx_export import onnx_tower_path
+
+    path, _ = onnx_tower_path(clip, tokens=False, int8=runtime_spec(runtime).int8, cache_dir=tmp)
+
+    def session(threads: int):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        s = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        s.run(None, {"pixels": x})  # warm-up
+        return (lambda: s.run(None, {"pixels": x})), cores  # a torch thread count, which ONNX ignores
+
+    return [session(cores)] + [session(1) for _ in range(cores)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="ViT-B-32")
@@ -42,11 +79,8 @@ def main() -> None:
     args = ap.parse_args()
 
     import cv2
-    import onnxruntime as ort
 
     from extract.clip_model import input_size, load_clip
-    from extract.clip_runtime import runtime_spec
-    from extract.onnx_export import onnx_tower_path
 
     cv2.setNumThreads(1)
     cores = os.cpu_count() or 2
@@ -54,25 +88,24 @@ def main() -> None:
     size = input_size(clip.model)
     x = np.random.default_rng(0).standard_normal((32, 3, size, size)).astype(np.float32)  # (N, 3, S, S)
     with tempfile.TemporaryDirectory() as tmp:
-        path, _ = onnx_tower_path(clip, tokens=False, int8=runtime_spec(args.runtime).int8, cache_dir=tmp)
-
-        def session(threads: int):
-            options = ort.SessionOptions()
-            options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-            s = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-            s.run(None, {"pixels": x})  # warm-up
-            return s
-
-        wide, narrow = session(cores), [session(1) for _ in range(cores)]
+        sessions = torch_sessions(clip, x, cores) if args.runtime == "torch" else \
+            onnx_sessions(clip, x, cores, args.runtime, tmp)  # [(run, threads)]: one wide, then `cores` narrow
+        (wide, wide_threads), narrow = sessions[0], sessions[1:]
 
         def one_wide() -> None:
+            set_threads(wide_threads)
             for _ in range(args.batches):
-                wide.run(None, {"pixels": x})
+                wide()
 
         def per_core() -> None:
             share = [args.batches // cores + (i < args.batches % cores) for i in range(cores)]
-            threads = [threading.Thread(target=lambda s=s, k=k: [s.run(None, {"pixels": x}) for _ in range(k)])
-                       for s, k in zip(narrow, share)]
+
+            def work(run, threads: int, k: int) -> None:
+                set_threads(threads)
+                for _ in range(k):
+                    run()
+
+            threads = [threading.Thread(target=work, args=(run, n, k)) for (run, n), k in zip(narrow, share)]
             for t in threads:
                 t.start()
             for t in threads:

@@ -27,7 +27,7 @@ def make_config(frames: int = ExtractConfig.num_frames, fps: float = ExtractConf
     one); a local CLIP checkpoint is named by its bytes, so new weights at the same path never mix
     into a store. ValueError on settings that cannot work.
     """
-    from extract.backbones import resolve_weights
+    # nothing here imports torch: the run's early decoding starts before torch loads (extract/early.py)
     from extract.clip_runtime import runtime_spec
     from extract.fingerprint import content_sha256
     from extract.flow import resolve_backend
@@ -38,6 +38,8 @@ def make_config(frames: int = ExtractConfig.num_frames, fps: float = ExtractConf
         raise ValueError("--backbone-weights needs --backbone NAME (a store's backbones keep their own weights)")
     weights, weights_sha = ExtractConfig.backbone_weights, ""
     if backbones:
+        from extract.backbones import resolve_weights  # torchvision's weights registry
+
         weights, weights_sha = resolve_weights(backbones, backbone_weights or weights)
     pretrained = settings.get("pretrained", ExtractConfig.pretrained)
     flow = FlowConfig(backend=flow) if isinstance(flow, str) else flow

@@ -23,16 +23,13 @@ from PIL import Image
 from torchvision import transforms as tvt
 
 from extract.clip_model import file_sha256, state_sha256
+from extract.errors import BackboneWeightsError
 from fgm_common.config import is_random_weights
 
 # The preprocessing ImageNet classifiers were trained with, for weights that do not carry their own
 # (a local file, random weights): resize the short side to 256, centre crop 224, ImageNet statistics.
 IMAGENET_RESIZE, IMAGENET_CROP = 256, 224
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-class BackboneWeightsError(RuntimeError):
-    """Backbone weights could not be had; the message names the ways out."""
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ class Result:
 class Frame:  # one preprocessed frame, as the producer makes it
     pixels: object  # torch.Tensor (3, S, S), CLIP's preprocessing
     extra: dict  # backbone name -> torch.Tensor (3, Sb, Sb), its own
+    rgb: object = None  # instead of both: the decoded (H, W, 3) uint8 frame, made before the towers loaded
 
 
 @dataclass

@@ -12,7 +12,7 @@ import typer
 from extract.flow import FLOW_BACKENDS
 from extract.runner import RunOptions
 from fgm_common.config import ExtractConfig, FlowConfig
-from fgm_common.console import console, progress_bar
+from fgm_common.console import console, progress_bar, run_then_exit
 from fgm_common.options import Device, Quiet, StoreArg
 
 extract_app = typer.Typer(add_completion=False, help=__doc__)
@@ -102,9 +102,8 @@ def extract(
     """
     from extract.api import extract as run
     from extract.api import make_config
-    from extract.backbones import BackboneWeightsError
-    from extract.clip_model import ClipWeightsError
     from extract.clip_runtime import ClipRuntimeError
+    from extract.errors import BackboneWeightsError, ClipWeightsError
     from fgm_common.config import is_random_weights
     from fgm_common.store import StoreError
 
@@ -275,14 +274,20 @@ def fidelity(store: StoreArg,
 SUBCOMMANDS = {"export": export_app, "info": info_app, "fidelity": fidelity_app}
 
 
-def main() -> None:
-    """Console entry point: `fgm-extract export|info ...` go to their subcommand, anything else extracts."""
+def dispatch() -> None:
+    """`fgm-extract export|info|fidelity ...` go to their subcommand, anything else extracts; ends in SystemExit."""
     if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
         app = SUBCOMMANDS[sys.argv.pop(1)]
         sys.argv[0] = f"{sys.argv[0]} {app.registered_commands[0].callback.__name__}"
         app()
     else:
         extract_app()
+
+
+def main() -> None:
+    """Console entry point: `dispatch`, then the end of the process without the interpreter's teardown of
+    torch (fgm_common/console.py); in-process callers that want SystemExit call `dispatch`."""
+    run_then_exit(dispatch)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import numpy as np
 import open_clip
 import torch
 
+from extract.errors import ClipWeightsError
 from extract.preprocess import pil
 from fgm_common.config import is_random_weights
 from fgm_common.options import resolve_device
@@ -19,10 +21,6 @@ from fgm_common.options import resolve_device
 # Small architectures for tests and CPU demos; registered with open_clip so the normal loading path
 # (`--clip-model fgm-tiny-vit --pretrained none`) builds them. They have no pretrained weights.
 open_clip.add_model_config(Path(__file__).parent / "model_configs")
-
-
-class ClipWeightsError(RuntimeError):
-    """CLIP weights could not be had; the message names the ways out."""
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
@@ -38,7 +36,7 @@ def state_sha256(model: torch.nn.Module) -> str:
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
         h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        h.update(t.detach().cpu().contiguous().numpy().reshape(-1).view(np.uint8))  # the bytes, without a copy
     return h.hexdigest()
 
 
@@ -53,6 +51,10 @@ class FrozenClip:
     pretrained: str
     device: str
     identity: dict  # what the store records: model, weights source, hashes
+    # tokens of the forward running in this thread: several threads may encode at once (Tower.parallel)
+    _tokens: threading.local = field(default_factory=threading.local, repr=False, compare=False)
+    _token_hook: Any = field(default=None, repr=False, compare=False)
+    _hook_lock: Any = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def embed_dim(self) -> int:
@@ -66,19 +68,36 @@ class FrozenClip:
 
     @torch.inference_mode()
     def encode_batch(self, batch: torch.Tensor, tokens: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        """Model input (N, 3, S, S) -> embeddings (N, D) f32 and, if asked, last-block input tokens (N, L, W)."""
-        captured: list[torch.Tensor] = []
-        handle = None
+        """Model input (N, 3, S, S) -> embeddings (N, D) f32 and, if asked, last-block input tokens (N, L, W).
+
+        Safe to call from several threads at once: each thread's tokens land in its own list.
+        """
         if tokens:
-            block = last_vision_block(self.model)
-            handle = block.register_forward_pre_hook(lambda _m, args: captured.append(args[0].detach()))
+            self._hook_tokens()
+            self._tokens.sink = []
         try:
             emb = self.model.encode_image(batch.to(self.device))  # (N, D)
+            tok = self._tokens.sink[0].float().cpu().numpy() if tokens else None  # (N, L, W)
         finally:
-            if handle is not None:
-                handle.remove()
-        tok = captured[0].float().cpu().numpy() if tokens else None  # (N, L, W)
+            self._tokens.sink = None
         return emb.float().cpu().numpy(), tok
+
+    def _hook_tokens(self) -> None:
+        """Put one hook at the last vision block's input that hands its tokens to the calling thread's list.
+
+        One hook for the model's life: adding and removing a hook per call would change the module's
+        hook table while another thread's forward walks it.
+        """
+        with self._hook_lock:
+            if self._token_hook is None:
+                local = self._tokens
+
+                def keep(_module, args):
+                    sink = getattr(local, "sink", None)
+                    if sink is not None:
+                        sink.append(args[0].detach())
+
+                self._token_hook = last_vision_block(self.model).register_forward_pre_hook(keep)
 
     def encode_frames(self, frames: list[np.ndarray], tokens: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         """RGB uint8 frames (H, W, 3) -> embeddings (N, D) and optional tokens (N, L, W)."""

@@ -14,13 +14,16 @@ from __future__ import annotations
 import importlib.util
 import os
 import queue
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-import torch
 
-from extract.clip_model import FrozenClip
+if TYPE_CHECKING:  # torch loads with the towers, not with the registry (extract/api.py checks names before)
+    import torch
+
+    from extract.clip_model import FrozenClip
 
 # frames of the first batch, evenly spaced, that each run also encodes in torch fp32: the check costs
 # a quarter of a batch instead of a whole one; `fgm-extract fidelity` measures on whole entries
@@ -102,7 +105,8 @@ class Tower:
     spec: RuntimeSpec
     encode: Callable[[torch.Tensor, bool], tuple[np.ndarray, np.ndarray | None]]
     identity: dict = field(default_factory=dict)  # runtime, versions, provider, quantisation, file hash
-    parallel: int = 1  # batches `encode` may run at once, from as many threads
+    parallel: int = 1  # batches `encode` may run at once, each from its own thread
+    init_thread: Callable[[], None] = lambda: None  # run once in each of those threads before its first batch
 
     def check_fidelity(self, clip: FrozenClip, pixels: torch.Tensor, tokens: bool,
                        got: tuple[np.ndarray, np.ndarray | None]) -> None:
@@ -127,19 +131,26 @@ class Tower:
             )
 
 
-def torch_tower(clip: FrozenClip) -> Tower:
+def torch_tower(clip: FrozenClip, parallel: int = 1, threads: int = 0) -> Tower:
+    """open_clip's model in torch fp32, `parallel` batches at once with `threads` intra-op threads each (0: torch's)."""
+    import torch
+
+    identity = {"runtime": "torch", "torch": torch.__version__, "sessions": parallel, "threads": threads or None}
+    # the thread count is per thread (OpenMP), so the workers' setting leaves the calling thread's as it was
+    init = (lambda: torch.set_num_threads(threads)) if threads else (lambda: None)
     # looked up per call, so the FrozenClip stays the one object that encodes (tests patch it there)
-    return Tower(CLIP_RUNTIMES["torch"], lambda pixels, tokens: clip.encode_batch(pixels, tokens=tokens),
-                 {"runtime": "torch", "torch": torch.__version__})
+    return Tower(CLIP_RUNTIMES["torch"], lambda pixels, tokens: clip.encode_batch(pixels, tokens=tokens), identity,
+                 parallel, init)
 
 
 def cpu_sessions(cores: int | None = None) -> tuple[int, int]:
-    """(sessions, intra-op threads each) for ONNX on the CPU: one single-threaded session per core, up to 4.
+    """(sessions, intra-op threads each) for a tower on the CPU: one single-threaded session per core, up to 4.
 
     A session's op ends when its slowest thread does, so a producer thread that takes one core
     stalls a session spread over all of them; separate sessions on separate batches lose only the
-    one that shares the core (benchmarks/tower_threads_bench.py). Past 4, memory (a copy of the
-    weights per session) buys little, so more cores go to each session's threads.
+    one that shares the core (benchmarks/tower_threads_bench.py, for torch and ONNX). Past 4, memory
+    (an ONNX session holds its own copy of the weights) buys little, so more cores go to each
+    session's threads.
     """
     cores = cores or os.cpu_count() or 1
     sessions = min(cores, 4)
@@ -162,7 +173,8 @@ def onnx_tower(clip: FrozenClip, spec: RuntimeSpec, tokens: bool, cache_dir: str
         options.intra_op_num_threads = threads
     want_cuda = clip.device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
     providers = (["CUDAExecutionProvider"] if want_cuda else []) + ["CPUExecutionProvider"]
-    made = [ort.InferenceSession(str(path), options, providers=providers) for _ in range(sessions)]
+    with ThreadPoolExecutor(sessions) as pool:  # each loads and optimises the graph on one core: side by side
+        made = list(pool.map(lambda _: ort.InferenceSession(str(path), options, providers=providers), range(sessions)))
     free: queue.Queue = queue.Queue()
     for one in made:
         free.put(one)
@@ -186,9 +198,9 @@ def onnx_tower(clip: FrozenClip, spec: RuntimeSpec, tokens: bool, cache_dir: str
 
 
 def image_tower(runtime: str, clip: FrozenClip, tokens: bool, cache_dir: str | None = None) -> Tower:
-    """The tower for a registered runtime name (see CLIP_RUNTIMES); ONNX on the CPU as `cpu_sessions()`."""
+    """The tower for a registered runtime name (see CLIP_RUNTIMES); on the CPU as `cpu_sessions()`."""
     spec = runtime_spec(runtime)
-    if not spec.onnx:
-        return torch_tower(clip)
     sessions, threads = cpu_sessions() if clip.device == "cpu" else (1, 0)
+    if not spec.onnx:
+        return torch_tower(clip, sessions, threads)
     return onnx_tower(clip, spec, tokens, cache_dir, sessions, threads)

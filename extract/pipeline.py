@@ -18,11 +18,11 @@ towers at half the batch size, at fewer frames/s (docs/design-choices.md has the
 video's end message follows the batch holding its last frame, so the consumer sees every
 embedding of a video before it writes the entry.
 
-When CLIP runs on the CPU, torch's intra-op threads already use every core and wait for each other at
-the end of every op, so a second thread pool (OpenCV's, in the producer) stalls them all whenever it
-takes a core; OpenCV then runs single-threaded (docs/design-choices.md has the measurement). For the
-same reason an ONNX tower on the CPU is one session per core (`Tower.parallel`): the consumer keeps
-that many batches in flight and hands their rows on in input order (docs/clip-runtime.md).
+When CLIP runs on the CPU, a tower's intra-op threads wait for each other at the end of every op, so
+a thread that takes one of their cores stalls them all. OpenCV therefore runs single-threaded
+(docs/design-choices.md has the measurement), and a tower on the CPU, torch or ONNX, is one
+single-threaded session per core (`Tower.parallel`): the consumer keeps that many batches in flight
+and hands their rows on in input order (docs/clip-runtime.md).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from extract.backbones import load_backbone
 from extract.batching import Chunk, ConsumerGone, Done, Frame, Packer, Result, put
 from extract.clip_model import load_clip
 from extract.clip_runtime import image_tower
+from extract.early import EarlyDecode, Handover
 from extract.flow import FlowComputer
 from extract.inputs import VideoItem
 from extract.preprocess import preprocessor
@@ -93,14 +94,14 @@ class Extractor:
             self.store.check_weights(net.identity, backbone=name)
 
     # ---- producer side (runs in a thread) ---------------------------------------------------
-    def _producer(self, items: list[VideoItem], q: queue.Queue, stop: threading.Event,
+    def _producer(self, items: list[VideoItem], early: EarlyDecode | None, q: queue.Queue, stop: threading.Event,
                   errors: list[Exception]) -> None:
         packer = Packer(self.batch_size, lambda msg: put(q, msg, stop))
-        messages = self._messages(items)
+        messages = self._messages(items, early)
         try:
             for item, msg in messages:
                 if isinstance(msg, Frame):
-                    packer.add(item.key, msg)
+                    packer.add(item.key, msg if msg.rgb is None else self._prepare(msg.rgb))
                 else:
                     packer.end(item.key, msg)
             packer.flush()
@@ -112,22 +113,36 @@ class Extractor:
             messages.close()  # stops and joins the decode threads
             put(q, None, stop)  # a consumer that already stopped takes nothing: never block on a full queue
 
-    def _messages(self, items: list[VideoItem]) -> Iterator[tuple[VideoItem, object]]:
-        """(video, message) for every video's frames and end, in input order, from the decode threads."""
+    def _prepare(self, rgb: np.ndarray) -> Frame:
+        """A decoded RGB frame (H, W, 3) -> the towers' input: CLIP's preprocessing (3, S, S), each backbone's own."""
+        return Frame(self.preprocess([rgb])[0], {name: net.preprocess_frame(rgb) for name, net in self.backbones.items()})
+
+    def _messages(self, items: list[VideoItem], early: EarlyDecode | None = None) -> Iterator[tuple[VideoItem, object]]:
+        """(video, message) for every video's frames and end, in input order: first what `early` decoded
+        while the towers loaded (it must have been started on the same items), then the decode threads'."""
         def one(item: VideoItem, w: int) -> Iterator[object]:
             # one flow computer per thread: a backend holds state (a DIS object, CUDA streams)
-            return produce(item, self.config, self.flows[w], self.preprocess, self.backbones,
-                           self.run_id)
+            return produce(item, self.config, self.flows[w], self._prepare, self.run_id)
 
-        return ordered_messages(items, one, self.decode_threads, self.batch_size)
+        made = early.hand_over() if early is not None else Handover()
+        try:
+            yield from made.messages()
+            yield from ordered_messages(items[made.started:], one, self.decode_threads, self.batch_size)
+        finally:
+            made.close()
 
     # ---- consumer side (calling thread) -----------------------------------------------------
-    def run(self, items: list[VideoItem], on_result: Callable[[Result], None] | None = None) -> list[Result]:
-        """Extract `items` in order; `on_result` sees each video, in order, once its entry is written."""
+    def run(self, items: list[VideoItem], on_result: Callable[[Result], None] | None = None,
+            early: EarlyDecode | None = None) -> list[Result]:
+        """Extract `items` in order; `on_result` sees each video, in order, once its entry is written.
+
+        `early`, an EarlyDecode started on the same `items` before this Extractor was built, hands
+        over the videos it decoded meanwhile.
+        """
         q: queue.Queue = queue.Queue(maxsize=4)
         stop = threading.Event()
         errors: list[Exception] = []
-        thread = threading.Thread(target=self._producer, args=(items, q, stop, errors), daemon=True,
+        thread = threading.Thread(target=self._producer, args=(items, early, q, stop, errors), daemon=True,
                                   name="fgm-extract-producer")
         thread.start()
         writer = EntryWriter(self.store)
@@ -143,7 +158,8 @@ class Extractor:
         outputs: dict[str, dict[str, list[np.ndarray]]] = {}
         # messages in input order, each with its batch's rows or the Future of them (None for a video's end)
         pending: deque[tuple[object, object]] = deque()
-        pool = ThreadPoolExecutor(self.tower.parallel, "fgm-extract-tower") if self.tower.parallel > 1 else None
+        pool = ThreadPoolExecutor(self.tower.parallel, "fgm-extract-tower", initializer=self.tower.init_thread) \
+            if self.tower.parallel > 1 else None
 
         def settle(in_flight: int) -> None:
             """Hand on, in order, every message at the head that is ready, waiting while more than
@@ -159,13 +175,20 @@ class Extractor:
                 report(writer.written())
                 if not isinstance(msg, Chunk):
                     pending.append((None, msg))
-                elif pool is not None and self._fidelity_checked:
+                elif pool is not None:
                     pending.append((pool.submit(self._encode, msg), msg))  # beside the batches in flight
                 else:
-                    pending.append((self._encode(msg), msg))  # the first batch alone: it checks fidelity
+                    pending.append((self._encode(msg), msg))
                 settle(self.tower.parallel)
             settle(0)
             failed = False
+        except Exception:
+            # a tower error in a batch already in flight is the cause; a write error met meanwhile is not
+            cause = next((e for w, _ in pending if isinstance(w, Future) and not w.cancelled()
+                          and (e := w.exception()) is not None), None)
+            if cause is None:
+                raise
+            raise cause
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -181,8 +204,15 @@ class Extractor:
 
     def _hand_on(self, msg: object, rows: dict | None, outputs: dict, writer: EntryWriter,
                  report: Callable[[list[Result]], None]) -> None:
-        """One message, in input order: a batch's rows go to their videos; a video's end writes or fails it."""
+        """One message, in input order: a batch's rows go to their videos; a video's end writes or fails it.
+
+        The first batch is checked against torch fp32 here, before any entry can be written, while the
+        tower's other sessions go on with the next batches.
+        """
         if isinstance(msg, Chunk):
+            if not self._fidelity_checked:  # the first real frames (clip_runtime.py)
+                self.tower.check_fidelity(self.clip, msg.pixels, self.config.tokens, (rows[CLIP], rows.get(TOKENS)))
+                self._fidelity_checked = True
             del msg.pixels, msg.extra
             release_free_memory()
             start = 0
@@ -209,9 +239,6 @@ class Extractor:
     def _encode(self, chunk: Chunk) -> dict[str, np.ndarray]:
         """One batch through every tower -> {"clip": (b, D), ["tokens": (b, L, W) f16], backbone: (b, Db)}."""
         emb, tok = self.tower.encode(chunk.pixels, self.config.tokens)  # (b, D), (b, L, W)
-        if not self._fidelity_checked:  # the first real frames, against torch fp32 (clip_runtime.py)
-            self.tower.check_fidelity(self.clip, chunk.pixels, self.config.tokens, (emb, tok))
-            self._fidelity_checked = True
         rows = {CLIP: emb}
         if tok is not None:
             rows[TOKENS] = tok.astype(np.float16)

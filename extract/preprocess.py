@@ -9,15 +9,17 @@ the stored embeddings differ slightly; which one made a store is its config's `p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import cv2
 import numpy as np
-import torch
-from PIL import Image
-from torchvision import transforms as T
 
-Preprocess = Callable[[list[np.ndarray]], torch.Tensor]  # RGB frames -> (N, 3, S, S) f32
+if TYPE_CHECKING:
+    import torch
+
+# torch, torchvision and PIL are imported where a preprocessing is built, not here: `check_name` runs
+# before torch loads (extract/early.py decodes meanwhile)
+Preprocess = Callable[[list[np.ndarray]], "torch.Tensor"]  # RGB frames -> (N, 3, S, S) f32
 PREPROCESSORS: dict[str, Callable[[Any], Preprocess]] = {}  # name -> factory(open_clip's transform)
 
 
@@ -44,6 +46,9 @@ def preprocessor(name: str, transform: Any) -> Preprocess:
 @register("pil")
 def pil(transform: Any) -> Preprocess:
     """open_clip's transform itself: PIL bicubic resize (antialiased), centre crop, normalise."""
+    import torch
+    from PIL import Image
+
     return lambda frames: torch.stack([transform(Image.fromarray(f)) for f in frames])
 
 
@@ -58,6 +63,8 @@ class Geometry:
 
 def geometry(transform: Any) -> Geometry:
     """Read size, mean and std off open_clip's Compose; ValueError when it is not shortest-side + centre crop."""
+    from torchvision import transforms as T
+
     steps = list(getattr(transform, "transforms", []))
     resize = [s for s in steps if isinstance(s, T.Resize)]
     crop = [s for s in steps if isinstance(s, T.CenterCrop)]
@@ -73,6 +80,8 @@ def geometry(transform: Any) -> Geometry:
 @register("opencv")
 def opencv(transform: Any) -> Preprocess:
     """The same geometry in OpenCV: area averaging when shrinking, bicubic when enlarging (PIL's roles)."""
+    import torch
+
     g = geometry(transform)
     mean255 = tuple(float(m) * 255.0 for m in g.mean)
     inv_std = (1.0 / g.std).astype(np.float32)[None, :, None, None]  # (1, 3, 1, 1)

@@ -25,12 +25,12 @@ from fgm_common.store import FLOW, FLOW_HIST, FLOW_TS, FRAME_INDEX, TIMESTAMPS
 VIDEO_FAILURES = (VideoError, cv2.error, OSError, ValueError, RuntimeError)
 
 
-def produce(item: VideoItem, config: ExtractConfig, flow: FlowComputer, preprocess: Callable,
-            backbones: dict, run_id: str) -> Iterator[object]:
+def produce(item: VideoItem, config: ExtractConfig, flow: FlowComputer, prepare: Callable[[np.ndarray], Frame],
+            run_id: str) -> Iterator[object]:
     """One video -> a Frame per sampled frame, then Done, or Failed as soon as anything fails.
 
-    `preprocess` is CLIP's (a list of RGB frames -> (n, 3, S, S)); each backbone brings its own
-    `preprocess_frame`. The frames are decoded once for all of them.
+    `prepare` turns a decoded RGB frame (H, W, 3) into the Frame the towers take (Extractor._prepare),
+    or keeps it raw for later (extract/early.py). The frames are decoded once for every tower.
     """
     started = time.perf_counter()
     fingerprint: dict = {}
@@ -58,8 +58,7 @@ def produce(item: VideoItem, config: ExtractConfig, flow: FlowComputer, preproce
                 flows.append(field_), hists.append(hist)
                 flow_ts.append((prev[1], frame.timestamp_ms))
             prev = (frame.rgb, frame.timestamp_ms)
-            yield Frame(preprocess([frame.rgb])[0],  # (3, S, S)
-                        {name: net.preprocess_frame(frame.rgb) for name, net in backbones.items()})
+            yield prepare(frame.rgb)
         if len(stamps) != len(indices):
             raise VideoError("unreadable", f"{item.path}: decoded {len(stamps)} of {len(indices)} sampled frames")
         if not flows:  # a single sampled frame has no pair: one zero field keeps shapes uniform

@@ -187,7 +187,13 @@ def run_extract(discovery: Discovery, config: ExtractConfig, store_url: str, opt
         if todo and (options.workers > 1 or options.scheduler):
             _run_dask(todo, config, store_url, options, run_id, record, workers)
         elif todo:
-            local_extractor().run(todo, record)
+            from extract.early import EarlyDecode  # no torch: it decodes while torch and the towers load
+
+            early = EarlyDecode(todo, config, run_id)
+            try:
+                local_extractor().run(todo, record, early)
+            finally:
+                early.close()  # stops it when the towers could not be had
     finally:
         store.set_failures(failures)
         classes = sorted({e.label for e in store.entries() if e.label} | set(store.classes))

@@ -75,6 +75,20 @@ def test_tokens_are_the_input_of_the_last_block(tiny, frames):
     assert not np.allclose(from_first_block, emb, atol=1e-3)  # the check can tell blocks apart
 
 
+def test_threads_encoding_at_once_each_get_their_own_tokens(tiny, frames):
+    """Tower.parallel runs encode_batch from several threads on one model: tokens must not cross over."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    batches = [tiny.preprocess_frames(frames[i:] + frames[:i]) for i in range(len(frames))]  # (5, 3, S, S) each
+    alone = [tiny.encode_batch(b, tokens=True) for b in batches]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda b: tiny.encode_batch(b, tokens=True), batches * 8))
+    for i, (emb, tok) in enumerate(together):
+        np.testing.assert_allclose(emb, alone[i % len(batches)][0], atol=1e-5)
+        np.testing.assert_allclose(tok, alone[i % len(batches)][1], atol=1e-5)
+    assert len(last_vision_block(tiny.model)._forward_pre_hooks) == 1  # one hook for the model's life
+
+
 def test_text_embeddings(tiny):
     out = tiny.encode_texts(["a video of a person waving.", "a photo of a beach.", "x"], batch_size=2)
     assert out.shape == (3, TINY_CFG["embed_dim"]) and out.dtype == np.float32

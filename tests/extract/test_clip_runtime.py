@@ -13,7 +13,7 @@ from extract.clip_runtime import (CLIP_RUNTIMES, FIDELITY_FRAMES, ClipRuntimeErr
                                   image_tower, runtime_spec)
 from extract.onnx_export import QUANTIZATION
 from fgm_common.config import ExtractConfig
-from fgm_common.store import CLIP, FeatureStore
+from fgm_common.store import CLIP, TOKENS, FeatureStore
 
 pytest.importorskip("onnxruntime")  # scripts/setup.sh installs it (the fgm[onnx] extra)
 
@@ -176,18 +176,22 @@ def test_every_runtime_runs_beside_a_gpu(onnx_cache, runtime):
         assert tower.identity["provider"] == ("CUDAExecutionProvider" if cuda else "CPUExecutionProvider")
 
 
+@pytest.mark.parametrize("runtime", ["torch", "onnx-int8"])
 def test_sessions_side_by_side_give_the_one_session_store(tiny_videos, tmp_path, onnx_cache, run_extract_cli,
-                                                          monkeypatch):
+                                                          monkeypatch, runtime):
     import extract.clip_runtime as clip_runtime
 
     urls = {}
     for sessions in (1, 2):  # batches of 4: videos span batches, so results must come back in order
         monkeypatch.setattr(clip_runtime, "cpu_sessions", lambda n=sessions: (n, 1))
         urls[sessions] = str(tmp_path / f"s{sessions}.zarr")
-        made = run_extract_cli(tiny_videos, urls[sessions], "--clip-runtime", "onnx-int8", "--batch-size", "4")
+        made = run_extract_cli(tiny_videos, urls[sessions], "--clip-runtime", runtime, "--batch-size", "4",
+                               "--tokens")  # each thread's tokens must stay its own
         assert made.exit_code == 0, made.output
     one, two = FeatureStore.open(urls[1]), FeatureStore.open(urls[2])
     assert two.runs()[-1]["clip_runtime"]["sessions"] == 2 and one.runs()[-1]["clip_runtime"]["sessions"] == 1
     assert [e.key for e in one.entries()] == [e.key for e in two.entries()]
     for entry in one.entries():
-        np.testing.assert_allclose(two.read(entry.key, (CLIP,))[CLIP], one.read(entry, (CLIP,))[CLIP], atol=1e-5)
+        a, b = one.read(entry, (CLIP, TOKENS)), two.read(entry.key, (CLIP, TOKENS))
+        np.testing.assert_allclose(b[CLIP], a[CLIP], atol=1e-5)
+        np.testing.assert_allclose(b[TOKENS].astype(np.float32), a[TOKENS].astype(np.float32), atol=2e-3)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from extract.cli import export_app, info_app, main
+from extract.cli import dispatch, export_app, info_app
 from extract.flow import FlowComputer
 from extract.sampling import uniform_indices
 from extract.synth import SynthConfig, clip_rng, render_clip
@@ -188,7 +188,7 @@ def test_info_prints_json_with_the_config(base, monkeypatch, capsys):
     # the console script routes `fgm-extract info STORE` to the same command
     monkeypatch.setattr(sys, "argv", ["fgm-extract", "info", base.url])
     with pytest.raises(SystemExit) as exit_:
-        main()
+        dispatch()
     assert exit_.value.code == 0
     assert json.loads(capsys.readouterr().err)["config"] == store.config.to_dict()
 

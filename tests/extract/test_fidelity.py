@@ -23,7 +23,7 @@ def onnx_cache(tmp_path, monkeypatch):
 
 
 def fidelity_cli(*args: str):
-    from extract.cli import main  # noqa: F401  (the console entry routes `fidelity` to this app)
+    from extract.cli import dispatch  # noqa: F401  (the console entry routes `fidelity` to this app)
     from extract.cli import fidelity_app
 
     return CliRunner().invoke(fidelity_app, list(args))
