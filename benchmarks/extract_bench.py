@@ -53,7 +53,7 @@ def clip_alone(tower, batches: list) -> float:
     from concurrent.futures import ThreadPoolExecutor
 
     tower.encode(batches[0], False)  # warm-up
-    with ThreadPoolExecutor(tower.parallel) as pool:
+    with ThreadPoolExecutor(tower.parallel, initializer=tower.init_thread) as pool:  # each thread set as fgm-extract sets it
         t0 = time.perf_counter()
         list(pool.map(lambda b: tower.encode(b, False), batches))
         return sum(len(b) for b in batches) / (time.perf_counter() - t0)
