@@ -27,6 +27,7 @@ class Result:
     reason: str = ""
     message: str = ""
     fingerprint: dict = field(default_factory=dict)
+    elsewhere: str = ""  # another process holds the video's lease (extract/claims.py): its owner
 
 
 @dataclass
@@ -57,6 +58,13 @@ class Failed:
     reason: str
     message: str
     fingerprint: dict
+    started: float
+
+
+@dataclass
+class Elsewhere:  # another process is extracting this video, or already has: nothing decoded here
+    item: VideoItem
+    owner: str
     started: float
 
 

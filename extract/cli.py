@@ -1,4 +1,4 @@
-"""`fgm-extract`: videos -> feature store (default command), plus `export`, `info` and `fidelity` subcommands."""
+"""`fgm-extract`: videos -> feature store (default command), plus `export`, `info`, `show` and `fidelity` subcommands."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from extract.flow import FLOW_BACKENDS
+from extract.inspect_cli import info_app, show_app
 from extract.runner import RunOptions
 from fgm_common.config import ExtractConfig, FlowConfig
 from fgm_common.console import console, progress_bar, run_then_exit
@@ -17,7 +19,6 @@ from fgm_common.options import Device, Quiet, StoreArg
 
 extract_app = typer.Typer(add_completion=False, help=__doc__)
 export_app = typer.Typer(add_completion=False)
-info_app = typer.Typer(add_completion=False)
 fidelity_app = typer.Typer(add_completion=False)
 
 EPILOG = (
@@ -28,6 +29,7 @@ EPILOG = (
     "  fgm-extract videos/ --out cache/ --backbone resnet50   # add ResNet-50 features beside CLIP\n\n"
     "  fgm-extract export cache/ features.h5                  # HDF5 copy for other tools\n\n"
     "  fgm-extract info cache/                                # what the store holds and how it was made\n\n"
+    "  fgm-extract show cache/ walk/clip1.mp4                 # one entry's frames, flow and histograms as a PNG\n\n"
     "  fgm-extract fidelity cache/ --entries 20               # stored CLIP features vs torch fp32"
 )
 
@@ -91,6 +93,9 @@ def extract(
                                                            "preprocess, each on its own videos. 0 = auto: 1 when CLIP "
                                                            "runs on the CPU (torch uses every core), else up to 4.")] = RunOptions.decode_threads,
     retry_failed: Annotated[bool, typer.Option(help="Try again videos that failed in an earlier run.")] = False,
+    lease_seconds: Annotated[float, typer.Option(min=1, help="Processes sharing a store split its videos: a video stays "
+                                                             "another's until its lease lapses this long after that "
+                                                             "process last renewed it (e.g. it was killed).")] = RunOptions.lease_seconds,
     verify_hash: Annotated[bool, typer.Option(help="Re-hash every source file instead of trusting size+mtime.")] = False,
     strict: Annotated[bool, typer.Option(help="Stop at the first video that fails (exit 1).")] = False,
     quiet: Quiet = False,
@@ -115,7 +120,7 @@ def extract(
                              clip_runtime=clip_runtime, preprocess=preprocess, backbones=tuple(backbone or ()),
                              **settings)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
-        console.print(f"[red]error:[/red] {e}")
+        console.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)
     if is_random_weights(pretrained):
         console.print("[bold yellow]WARNING: --pretrained none: CLIP weights are RANDOM. Features carry no pretrained "
@@ -124,7 +129,7 @@ def extract(
         console.print(f"[bold yellow]WARNING: --backbone-weights none: {', '.join(config.backbones)} weights are "
                       "RANDOM. Features carry no pretrained knowledge; the store records this.[/bold yellow]")
     options = RunOptions(workers, scheduler, device, batch_size, retry_failed, verify_hash, clip_cache_dir,
-                         decode_threads)
+                         decode_threads, lease_seconds)
 
     def on_found(discovery) -> None:
         console.print(f"{len(discovery.items)} videos found in {videos}"
@@ -166,7 +171,7 @@ def extract(
         raise typer.Exit(1)
     except (StoreError, ClipWeightsError, ClipRuntimeError, BackboneWeightsError, ValueError,
             FileNotFoundError) as e:
-        console.print(f"[red]error:[/red] {e}")
+        console.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)
     _print_summary(summary, out)
     if summary.failed or summary.previously_failed:
@@ -179,6 +184,7 @@ def _print_summary(summary, out: str) -> None:
     table = Table(title=f"fgm-extract -> {out}", show_header=False)
     for name, value in (
         ("videos found", summary.total), ("extracted now", summary.extracted),
+        ("extracted by other processes sharing the store", summary.elsewhere),
         ("  of which in the store but lacking a backbone", summary.lacking_backbone),
         ("already in store (not decoded)", summary.skipped), ("failed now", len(summary.failed)),
         ("failed before, unchanged (not retried)", summary.previously_failed),
@@ -202,27 +208,9 @@ def export(store: StoreArg, out: Annotated[Path, typer.Argument(help="HDF5 file 
     try:
         n = export_hdf5(store, out)
     except StoreError as e:
-        console.print(f"[red]error:[/red] {e}")
+        console.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)
     console.print(f"wrote {n} videos to {out}")
-
-
-@info_app.command()
-def info(store: StoreArg) -> None:
-    """Print what a store holds and exactly how it was made."""
-    import json
-
-    from fgm_common.store import FeatureStore, StoreError
-
-    try:
-        fs = FeatureStore.open(store)
-    except StoreError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2)
-    entries = fs.entries()
-    console.print_json(json.dumps({"config": fs.config.to_dict(), "provenance": fs.provenance,
-                                   "classes": fs.classes, "videos": len(entries),
-                                   "failures": fs.failures(), "runs": fs.runs()}))
 
 
 @fidelity_app.command()
@@ -254,7 +242,7 @@ def fidelity(store: StoreArg,
         with bar:
             report = measure_fidelity(store, entries, device, clip_cache_dir, on_entry=on_entry)
     except (StoreError, ClipWeightsError, ValueError) as e:
-        console.print(f"[red]error:[/red] {e}")
+        console.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)
     for key, why in report.skipped.items():
         console.print(f"[yellow]skipped[/yellow] {key}: {why}")
@@ -271,11 +259,11 @@ def fidelity(store: StoreArg,
         raise typer.Exit(1)
 
 
-SUBCOMMANDS = {"export": export_app, "info": info_app, "fidelity": fidelity_app}
+SUBCOMMANDS = {"export": export_app, "info": info_app, "show": show_app, "fidelity": fidelity_app}
 
 
 def dispatch() -> None:
-    """`fgm-extract export|info|fidelity ...` go to their subcommand, anything else extracts; ends in SystemExit."""
+    """`fgm-extract export|info|show|fidelity ...` go to their subcommand, anything else extracts; ends in SystemExit."""
     if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
         app = SUBCOMMANDS[sys.argv.pop(1)]
         sys.argv[0] = f"{sys.argv[0]} {app.registered_commands[0].callback.__name__}"

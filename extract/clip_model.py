@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import open_clip
@@ -15,6 +17,7 @@ import torch
 
 from extract.errors import ClipWeightsError
 from extract.preprocess import pil
+from extract.weights import WAYS_OUT, hub_offline, locate, unavailable_line
 from fgm_common.config import is_random_weights
 from fgm_common.options import resolve_device
 
@@ -153,6 +156,26 @@ def last_vision_block(model: Any) -> torch.nn.Module:
         ) from e
 
 
+class _NotRandomInitWarning(logging.Filter):
+    """Drops open_clip's root-logger warning that a model is random, where random weights were asked for.
+
+    The caller says so once in its own words, and the store records it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("No pretrained weights loaded")
+
+
+@contextmanager
+def _quiet_random_init() -> Iterator[None]:
+    root, quiet = logging.getLogger(), _NotRandomInitWarning()
+    root.addFilter(quiet)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)
+
+
 def load_clip(name: str, pretrained: str, random_seed: int = 0, device: str = "auto",
               cache_dir: str | None = None) -> FrozenClip:
     """Build an open_clip model frozen in eval mode; raise ClipWeightsError naming the ways out."""
@@ -162,27 +185,27 @@ def load_clip(name: str, pretrained: str, random_seed: int = 0, device: str = "a
     identity: dict[str, Any] = {"model": name, "pretrained": pretrained, "open_clip": open_clip.__version__}
     if is_random_weights(pretrained):
         torch.manual_seed(random_seed)
-        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None)
+        with _quiet_random_init():
+            model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None)
         identity.update(random_seed=random_seed, weights_sha256=state_sha256(model), random_weights=True)
     else:
-        if os.path.exists(pretrained):
-            identity["file_sha256"] = file_sha256(pretrained)
-        elif pretrained not in open_clip.list_pretrained_tags_by_model(name):
+        if not os.path.exists(pretrained) and pretrained not in open_clip.list_pretrained_tags_by_model(name):
             raise ClipWeightsError(
                 f"{pretrained!r} is neither a file nor a pretrained tag of {name}; tags: "
                 f"{open_clip.list_pretrained_tags_by_model(name) or 'none'}; or use --pretrained none"
             )
+        source = locate(name, pretrained, cache_dir)  # a second or two at most, before any hub call
+        if not source.available:
+            raise ClipWeightsError(unavailable_line(source))
+        if source.kind == "file":
+            identity["file_sha256"] = file_sha256(pretrained)
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained, cache_dir=cache_dir)
+            with hub_offline() if source.kind == "cache" else nullcontext():
+                model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained,
+                                                                             cache_dir=cache_dir)
         except (OSError, RuntimeError, ValueError) as e:  # hub/network failures surface as these
-            raise ClipWeightsError(
-                f"could not load CLIP weights {name}/{pretrained}: {type(e).__name__}: {e}\n"
-                "Ways out: (1) download the checkpoint on a machine with network and pass "
-                "--pretrained /path/to/open_clip_pytorch_model.bin (or .pt/.safetensors); "
-                "(2) put it in the Hugging Face cache and pass --clip-cache-dir DIR; "
-                "(3) --pretrained none for random weights (features then carry no pretrained knowledge). "
-                "Set HF_HUB_OFFLINE=1 to fail at once instead of retrying the hub."
-            ) from e
+            raise ClipWeightsError(f"could not load CLIP weights {name}/{pretrained}: {type(e).__name__}: {e}\n"
+                                   f"{WAYS_OUT}") from e
         identity["random_weights"] = False
     model = model.to(device).eval()
     for p in model.parameters():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 
 from extract.batching import Result
 from extract.inputs import VideoItem
@@ -13,6 +14,9 @@ from fgm_common.config import ExtractConfig
 
 # Loading the towers costs seconds: a worker keeps its Extractor across tasks of the same run.
 _WORKER_EXTRACTORS: dict[tuple, Extractor] = {}
+# A worker started with --nthreads above 1 runs tasks side by side; its one Extractor (towers, flow
+# computers, queues) takes one chunk at a time, and the towers already use every core anyway.
+_ONE_AT_A_TIME = threading.Lock()
 
 
 def extract_chunk(items: list[VideoItem], config: dict, store_url: str, options: RunOptions,
@@ -25,10 +29,11 @@ def extract_chunk(items: list[VideoItem], config: dict, store_url: str, options:
     """
     cfg = ExtractConfig.from_dict(config)
     key = (cfg.digest(), store_url, options)
-    if key not in _WORKER_EXTRACTORS:
-        _WORKER_EXTRACTORS.clear()
-        _WORKER_EXTRACTORS[key] = extractor_for(cfg, store_url, options)
-    extractor = _WORKER_EXTRACTORS[key]
-    extractor.run_id = run_id
-    results = extractor.run(items)
-    return results, {**extractor.tower.identity, "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    with _ONE_AT_A_TIME:
+        if key not in _WORKER_EXTRACTORS:
+            _WORKER_EXTRACTORS.clear()
+            _WORKER_EXTRACTORS[key] = extractor_for(cfg, store_url, options)
+        extractor = _WORKER_EXTRACTORS[key]
+        extractor.run_id = run_id
+        results = extractor.run(items)
+        return results, {**extractor.tower.identity, "worker": f"{socket.gethostname()}:{os.getpid()}"}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -72,8 +72,9 @@ class EarlyDecode:
     """Runs `produce` over `items` in a thread, frames kept raw, until `hand_over()` or EARLY_BYTES."""
 
     def __init__(self, items: list[VideoItem], config: ExtractConfig, run_id: str = "",
-                 budget: int = EARLY_BYTES):
+                 budget: int = EARLY_BYTES, claim: Callable[[VideoItem], str | None] | None = None):
         self._items, self._config, self._run_id, self._budget = items, config, run_id, budget
+        self._claim = claim  # asked before each video, as the producer asks (extract/produce.py)
         self._stop = threading.Event()
         self._made = Handover()
         self._bug: Exception | None = None
@@ -93,7 +94,7 @@ class EarlyDecode:
             if self._stop.is_set():
                 return
             msgs: list = []
-            rest = produce(item, self._config, flow, raw_frame, self._run_id)
+            rest = produce(item, self._config, flow, raw_frame, self._run_id, self._claim)
             self._made.current = (item, msgs, rest)
             for msg in rest:
                 msgs.append(msg)

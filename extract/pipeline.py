@@ -37,9 +37,10 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 import cv2
 import numpy as np
+import torch
 
 from extract.backbones import load_backbone
-from extract.batching import Chunk, ConsumerGone, Done, Frame, Packer, Result, put
+from extract.batching import Chunk, ConsumerGone, Done, Elsewhere, Failed, Frame, Packer, Result, put
 from extract.clip_model import load_clip
 from extract.clip_runtime import image_tower
 from extract.early import EarlyDecode, Handover
@@ -53,6 +54,8 @@ from fgm_common.store import CLIP, TOKENS, FeatureStore
 
 if TYPE_CHECKING:
     from extract.runner import RunOptions
+
+Claim = Callable[[VideoItem], "str | None"]  # see extract/produce.py
 
 
 def default_decode_threads(clip_device: str) -> int:
@@ -80,6 +83,7 @@ class Extractor:
         self.tower = image_tower(config.clip_runtime, self.clip, config.tokens, cache_dir)
         self.preprocess = preprocessor(config.preprocess, self.clip.preprocess)  # frames -> (n, 3, S, S)
         self._fidelity_checked = False
+        self._one_thread = threading.local()  # which threads have set torch to one thread (_prepare)
         if self.clip.device == "cpu":
             cv2.setNumThreads(1)  # torch owns the cores (module docstring)
         self.decode_threads = decode_threads or default_decode_threads(self.clip.device)
@@ -89,15 +93,16 @@ class Extractor:
         self.backbones = {name: load_backbone(name, config.backbone_weights, config.random_seed, self.clip.device)
                           for name in config.backbones}
         self.store = FeatureStore.open(store_url, mode="a")
-        self.store.check_weights(self.clip.identity)
+        # recorded before any entry is written, so processes sharing the store all compare with the first
+        self.store.record_weights(self.clip.identity)
         for name, net in self.backbones.items():
-            self.store.check_weights(net.identity, backbone=name)
+            self.store.record_weights(net.identity, backbone=name)
 
     # ---- producer side (runs in a thread) ---------------------------------------------------
-    def _producer(self, items: list[VideoItem], early: EarlyDecode | None, q: queue.Queue, stop: threading.Event,
-                  errors: list[Exception]) -> None:
+    def _producer(self, items: list[VideoItem], early: EarlyDecode | None, claim: Claim | None, q: queue.Queue,
+                  stop: threading.Event, errors: list[Exception]) -> None:
         packer = Packer(self.batch_size, lambda msg: put(q, msg, stop))
-        messages = self._messages(items, early)
+        messages = self._messages(items, early, claim)
         try:
             for item, msg in messages:
                 if isinstance(msg, Frame):
@@ -115,14 +120,21 @@ class Extractor:
 
     def _prepare(self, rgb: np.ndarray) -> Frame:
         """A decoded RGB frame (H, W, 3) -> the towers' input: CLIP's preprocessing (3, S, S), each backbone's own."""
+        if not getattr(self._one_thread, "set", False):
+            # The preprocessing's tensor ops are tiny: a team of torch threads here only waits for cores
+            # the towers hold (to_tensor took ~4x its one-thread time beside two ONNX sessions). The
+            # producer thread starts before the tower threads set the process default, so set it here.
+            torch.set_num_threads(1)
+            self._one_thread.set = True
         return Frame(self.preprocess([rgb])[0], {name: net.preprocess_frame(rgb) for name, net in self.backbones.items()})
 
-    def _messages(self, items: list[VideoItem], early: EarlyDecode | None = None) -> Iterator[tuple[VideoItem, object]]:
+    def _messages(self, items: list[VideoItem], early: EarlyDecode | None = None,
+                  claim: Claim | None = None) -> Iterator[tuple[VideoItem, object]]:
         """(video, message) for every video's frames and end, in input order: first what `early` decoded
         while the towers loaded (it must have been started on the same items), then the decode threads'."""
         def one(item: VideoItem, w: int) -> Iterator[object]:
             # one flow computer per thread: a backend holds state (a DIS object, CUDA streams)
-            return produce(item, self.config, self.flows[w], self._prepare, self.run_id)
+            return produce(item, self.config, self.flows[w], self._prepare, self.run_id, claim)
 
         made = early.hand_over() if early is not None else Handover()
         try:
@@ -133,16 +145,17 @@ class Extractor:
 
     # ---- consumer side (calling thread) -----------------------------------------------------
     def run(self, items: list[VideoItem], on_result: Callable[[Result], None] | None = None,
-            early: EarlyDecode | None = None) -> list[Result]:
+            early: EarlyDecode | None = None, claim: Claim | None = None) -> list[Result]:
         """Extract `items` in order; `on_result` sees each video, in order, once its entry is written.
 
         `early`, an EarlyDecode started on the same `items` before this Extractor was built, hands
-        over the videos it decoded meanwhile.
+        over the videos it decoded meanwhile. `claim` (extract/produce.py) is asked before each video
+        is decoded; a video it gives to another process comes back with `Result.elsewhere` set.
         """
         q: queue.Queue = queue.Queue(maxsize=4)
         stop = threading.Event()
         errors: list[Exception] = []
-        thread = threading.Thread(target=self._producer, args=(items, early, q, stop, errors), daemon=True,
+        thread = threading.Thread(target=self._producer, args=(items, early, claim, q, stop, errors), daemon=True,
                                   name="fgm-extract-producer")
         thread.start()
         writer = EntryWriter(self.store)
@@ -229,7 +242,10 @@ class Extractor:
             res = Result(msg.item.key, True, len(arrays[CLIP]), seconds,
                          fingerprint={k: msg.meta[k] for k in ("size", "mtime_ns", "sha256")})
             writer.submit(res, arrays, meta)
+        elif isinstance(msg, Elsewhere):
+            writer.submit(Result(msg.item.key, False, 0, 0.0, reason="elsewhere", elsewhere=msg.owner))
         else:
+            assert isinstance(msg, Failed), msg
             outputs.pop(msg.item.key, None)  # embeddings of frames before the failure are dropped
             writer.submit(Result(msg.item.key, False, 0, time.perf_counter() - msg.started,
                                  msg.reason, msg.message, msg.fingerprint))

@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from extract.batching import Done, Failed, Frame
+from extract.batching import Done, Elsewhere, Failed, Frame
 from extract.fingerprint import content_sha256, stat_fingerprint
 from extract.flow import FlowComputer
 from extract.inputs import VideoItem
@@ -26,13 +26,18 @@ VIDEO_FAILURES = (VideoError, cv2.error, OSError, ValueError, RuntimeError)
 
 
 def produce(item: VideoItem, config: ExtractConfig, flow: FlowComputer, prepare: Callable[[np.ndarray], Frame],
-            run_id: str) -> Iterator[object]:
+            run_id: str, claim: Callable[[VideoItem], str | None] | None = None) -> Iterator[object]:
     """One video -> a Frame per sampled frame, then Done, or Failed as soon as anything fails.
 
     `prepare` turns a decoded RGB frame (H, W, 3) into the Frame the towers take (Extractor._prepare),
     or keeps it raw for later (extract/early.py). The frames are decoded once for every tower.
+    `claim(item)`, when given, is asked first: None lets this process go on; else the video belongs
+    to another process (its owner is returned) and the one message is Elsewhere.
     """
     started = time.perf_counter()
+    if claim is not None and (owner := claim(item)) is not None:
+        yield Elsewhere(item, owner, started)
+        return
     fingerprint: dict = {}
     try:
         size, mtime = stat_fingerprint(item.path)

@@ -1,19 +1,20 @@
-"""Run an extraction: plan what is left, run it in-process or on dask, record text, failures and the run."""
+"""Run an extraction: plan what is left, run it in-process or on dask beside other processes, record text, failures and the run."""
 
 from __future__ import annotations
 
-import math
 import platform
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
-from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable
 
-from extract.inputs import Discovery, VideoItem
-from extract.fingerprint import content_sha256, stat_fingerprint
+from extract.claims import LEASE_SECONDS, Leases
+from extract.dask_run import run_dask
+from extract.inputs import Discovery
+from extract.planning import plan
+from extract.sharing import Sharing
 from fgm_common.config import ExtractConfig
 from fgm_common.store import FeatureStore
 from fgm_common.texts import SCENE_BANK, class_sentences
@@ -34,6 +35,7 @@ class RunOptions:
     verify_hash: bool = False
     cache_dir: str | None = None
     decode_threads: int = 0  # producer threads per process; 0 = 1 beside CPU CLIP, up to 4 beside a GPU
+    lease_seconds: float = LEASE_SECONDS  # how long a video stays another process's after it last renewed
 
 
 @dataclass
@@ -48,6 +50,7 @@ class Summary:
     seconds: float = 0.0
     text_encoded: int = 0
     lacking_backbone: int = 0  # complete, unchanged entries extracted again for a backbone they lacked
+    elsewhere: int = 0  # videos of this run's list that other processes sharing the store finished
 
     @property
     def decoded(self) -> int:
@@ -63,50 +66,6 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "absent"
     return out
-
-
-def _up_to_date(store: FeatureStore, item: VideoItem, verify_hash: bool) -> bool:
-    """A complete entry whose source is unchanged (size+mtime, or content hash when those moved)."""
-    meta = store.entry_meta(item.key)
-    if not meta or not meta.get("complete"):
-        return False
-    size, mtime = stat_fingerprint(item.path)
-    if (size, mtime) == (meta.get("size"), meta.get("mtime_ns")) and not verify_hash:
-        return True
-    return size == meta.get("size") and content_sha256(item.path) == meta.get("sha256")
-
-
-class Plan(NamedTuple):
-    todo: list  # items to extract
-    skipped: int  # complete, unchanged and holding every configured backbone: not decoded
-    prev_failed: int  # failed before with an unchanged file
-    lacking_backbone: int  # complete and unchanged but without a configured backbone: in `todo`
-
-
-def plan(store: FeatureStore, items: list[VideoItem], retry_failed: bool, verify_hash: bool) -> Plan:
-    """What this run must extract. An entry lacking a backbone of the store's config counts as incomplete."""
-    failures = store.failures()
-    backbones = store.config.backbones
-    todo, skipped, prev_failed, lacking = [], 0, 0, 0
-    for item in items:
-        if not Path(item.path).exists():
-            todo.append(item)  # reported as missing by the extractor
-        elif _up_to_date(store, item, verify_hash):
-            # a backbone added to the store after this entry was written: decode it once more
-            if backbones and store.missing_arrays(item.key, backbones):
-                todo.append(item)
-                lacking += 1
-            else:
-                skipped += 1
-        elif item.key in failures and not retry_failed and _same_file(failures[item.key], item):
-            prev_failed += 1
-        else:
-            todo.append(item)
-    return Plan(todo, skipped, prev_failed, lacking)
-
-
-def _same_file(record: dict, item: VideoItem) -> bool:
-    return (record.get("size"), record.get("mtime_ns")) == stat_fingerprint(item.path)
 
 
 def encode_text(store: FeatureStore, clip, classes: list[str], config: ExtractConfig,
@@ -137,7 +96,8 @@ def run_extract(discovery: Discovery, config: ExtractConfig, store_url: str, opt
 
     Backbones may be added to an existing store: its config grows by them and the entries lacking
     them are extracted again. A run asking for fewer backbones than the store has extracts the
-    store's (`on_note` says so).
+    store's (`on_note` says so). Other processes extracting into the same store at the same time
+    share the videos with this one (extract/sharing.py): each video is extracted once.
     """
     started = time.perf_counter()
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
@@ -169,45 +129,57 @@ def run_extract(discovery: Discovery, config: ExtractConfig, store_url: str, opt
             extractor = extractor_for(config, store_url, options, run_id)
         return extractor
 
-    failures = store.failures()
+    leases = Leases(store_url, seconds=options.lease_seconds).start() if todo else None
+    sharing = Sharing(store, leases, run_id) if leases else None
+    held_elsewhere: list[str] = []
 
     def record(res) -> None:
+        if res.elsewhere:
+            held_elsewhere.append(res.key)
+            return
         if res.ok:
             summary.extracted += 1
             summary.frames += res.frames
-            failures.pop(res.key, None)
+            store.clear_failure(res.key)
         else:
             summary.failed.append(res)
-            failures[res.key] = {"reason": res.reason, "message": res.message, "run_id": run_id, **res.fingerprint}
+            store.record_failure(res.key, {"reason": res.reason, "message": res.message, "run_id": run_id,
+                                           **res.fingerprint})
+        leases.release(res.key)  # after its entry or failure is in the store
         if on_result:
             on_result(res)
 
     workers: dict[str, dict] = {}  # dask worker -> its image tower's identity and fidelity
     try:
-        if todo and (options.workers > 1 or options.scheduler):
-            _run_dask(todo, config, store_url, options, run_id, record, workers)
-        elif todo:
-            from extract.early import EarlyDecode  # no torch: it decodes while torch and the towers load
+        pending, held, by_key = todo, [], {item.key: item for item in todo}  # held: by other processes
+        while pending:
+            held_elsewhere.clear()
+            if options.workers > 1 or options.scheduler:
+                run_dask(pending, config, store_url, options, run_id, record, workers, sharing.claim)
+            else:
+                from extract.early import EarlyDecode  # no torch: it decodes while torch and the towers load
 
-            early = EarlyDecode(todo, config, run_id)
-            try:
-                local_extractor().run(todo, record, early)
-            finally:
-                early.close()  # stops it when the towers could not be had
+                early = EarlyDecode(pending, config, run_id, claim=sharing.claim) if extractor is None else None
+                try:
+                    local_extractor().run(pending, record, early, sharing.claim)
+                finally:
+                    if early is not None:
+                        early.close()  # stops it when the towers could not be had
+            # the videos other processes hold: finished by them, or left to this run when a holder died
+            pending, held = sharing.wait(held + [by_key[k] for k in held_elsewhere], note)
     finally:
-        store.set_failures(failures)
+        if leases is not None:
+            leases.close()
+            leases.sweep()  # leases left by processes that died after finishing their video
+        summary.elsewhere = len(todo) - summary.extracted - len(summary.failed)
         classes = sorted({e.label for e in store.entries() if e.label} | set(store.classes))
         if classes:
             summary.text_encoded = encode_text(store, lambda: local_extractor().clip, classes, config, descriptions)
-        # after the text: with dask workers the driver loads the towers only there
-        if extractor is not None and not store.clip_identity:
-            store.set_clip_identity(extractor.clip.identity)
-        if summary.extracted:
-            record_backbone_identity(store, config, extractor)
         summary.seconds = time.perf_counter() - started
         store.add_run({
             "run_id": run_id, "finished": datetime.now(timezone.utc).isoformat(),
             "extracted": summary.extracted, "failed": len(summary.failed), "skipped": summary.skipped,
+            "by_other_processes": summary.elsewhere,
             "workers": options.workers, "scheduler": options.scheduler or "", "device": options.device,
             "packages": package_versions(), "seconds": round(summary.seconds, 3),
             "clip_identity": extractor.clip.identity if extractor else None,
@@ -218,56 +190,3 @@ def run_extract(discovery: Discovery, config: ExtractConfig, store_url: str, opt
             "lacking_backbone": summary.lacking_backbone,
         })
     return summary
-
-
-def record_backbone_identity(store: FeatureStore, config: ExtractConfig, extractor) -> None:
-    """Record each configured backbone's identity once, from the local extractor or, after dask
-    workers did the work, from the backbone rebuilt here (same weights source, same seed)."""
-    recorded = store.backbone_identity
-    for name in config.backbones:
-        if name in recorded:
-            continue
-        if extractor is not None:
-            identity = extractor.backbones[name].identity
-        else:
-            from extract.backbones import load_backbone
-
-            identity = load_backbone(name, config.backbone_weights, config.random_seed, "cpu").identity
-        store.set_backbone_identity(name, identity)
-
-
-def _run_dask(todo: list[VideoItem], config: ExtractConfig, store_url: str, options: RunOptions,
-              run_id: str, record: Callable, workers: dict[str, dict]) -> None:
-    """Chunks of videos to dask workers; each worker writes its own entries, the driver records results
-    and, in `workers`, each worker's tower identity (its fidelity check included)."""
-    from dask.distributed import Client, LocalCluster, as_completed
-
-    from extract.batching import Result
-    from extract.dask_task import extract_chunk
-
-    if options.scheduler:
-        client, cluster = Client(options.scheduler), None
-    else:
-        cluster = LocalCluster(n_workers=options.workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        client = Client(cluster)
-    try:
-        n_workers = max(1, len(client.scheduler_info().get("workers", {})) or options.workers)
-        size = max(1, min(8, math.ceil(len(todo) / (n_workers * 4))))
-        chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
-        futures = {client.submit(extract_chunk, chunk, config.to_dict(), store_url, options, run_id, pure=False): chunk
-                   for chunk in chunks}
-        for future in as_completed(futures):
-            try:
-                results, tower = future.result()
-                if "fidelity" in tower or tower["worker"] not in workers:
-                    workers[tower["worker"]] = tower
-            except Exception as e:  # a worker died (crash, out of memory): its videos fail, the run goes on
-                results = [Result(i.key, False, reason="worker-error", message=f"{type(e).__name__}: {e}")
-                           for i in futures[future]]
-            for res in results:
-                record(res)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()

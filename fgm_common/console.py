@@ -5,16 +5,22 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from typing import Callable, NoReturn
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 console = Console(stderr=True, soft_wrap=True)  # log lines are not wrapped at 80 columns in files
 
 
-def progress_bar(quiet: bool = False) -> Progress:
-    """Bar with count, a free-text rate field ({task.fields[rate]}), elapsed and ETA; hidden when quiet."""
+def progress_bar(quiet: bool = False, eta_window: float = 30.0) -> Progress:
+    """Bar with count, a free-text rate field ({task.fields[rate]}), elapsed and ETA; hidden when quiet.
+
+    The ETA is the remaining count over the rate of the last `eta_window` seconds: a bar whose steps
+    are minutes apart (a sweep's variants) needs a window that holds at least two of them.
+    """
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -26,7 +32,18 @@ def progress_bar(quiet: bool = False) -> Progress:
         console=console,
         disable=quiet,
         transient=False,
+        speed_estimate_period=eta_window,
     )
+
+
+def shown_together(*bars: Progress, quiet: bool = False) -> AbstractContextManager:
+    """A context showing `bars` in one live display, each table sized on its own; nothing when quiet.
+
+    rich shows one live display at a time, so bars shown together are not entered themselves.
+    """
+    if quiet:
+        return nullcontext()
+    return Live(Group(*bars), console=console, refresh_per_second=10, transient=False)
 
 
 def run_then_exit(command: Callable[[], None]) -> NoReturn:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from fgm_common.console import console
 from fgm_common.options import Device, Quiet, StoreArg
@@ -20,7 +21,8 @@ EPILOG = (
     "  fgm-train cache/ --dataset ud810 --split logo             # leave one person out\n\n"
     "  fgm-train cache/ --variants full,no_motion --seeds 0,1,2  # ablation, mean ± std over seeds\n\n"
     "  fgm-train cache/ --sweep ablations --seeds 0,1,2 --out runs/abl   # paper-style tables (ablations, baselines, all)\n\n"
-    "  fgm-train cache/ --out runs/a --resume                    # continue an interrupted run exactly"
+    "  fgm-train cache/ --out runs/a --resume                    # continue an interrupted run exactly\n\n"
+    "  fgm-train cache/ --tensorboard runs/tb                    # also watch the losses in TensorBoard"
 )
 
 
@@ -66,6 +68,16 @@ def train(
                                                      "context. Slow on a CPU; off, an adapter on the frame "
                                                      "embeddings and fixed class texts.")] = TrainConfig.clip_adapters,
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoints in --out.")] = False,
+    tensorboard: Annotated[Optional[Path], typer.Option(
+        metavar="DIR", help="Also log each training run's loss terms, learning rate and validation accuracy per "
+                            "epoch as TensorBoard events under DIR/<variant>/seed<s>/<fold> (watch with "
+                            "`tensorboard --logdir DIR`). Needs pip install 'fgm\\[tensorboard]'.",
+        show_default=False)] = None,
+    val_curves: Annotated[bool, typer.Option(help="Score the validation videos with each epoch-trained head after "
+                                                  "every epoch, for the loss-curve PNGs and TensorBoard. Recorded, "
+                                                  "never used to choose anything (fixed epochs; blend weights from "
+                                                  "training videos); costs one pass over the validation videos per "
+                                                  "epoch.")] = True,
     list_variants: Annotated[bool, typer.Option(help="List the registered variants and exit.")] = False,
     device: Device = "auto",
     quiet: Quiet = False,
@@ -73,6 +85,7 @@ def train(
     """Train over the cached features, validate on held-out videos, and write metrics.json and report.md."""
     from fgm_common.store import StoreError
     from train.experiments.experiment import Experiment, run_experiment
+    from train.experiments.tensorboard_log import TensorBoardMissing
     from train.experiments.variants import SWEEPS, VARIANTS, get_sweep
 
     if list_variants:
@@ -91,7 +104,7 @@ def train(
         names = get_sweep(sweep) if sweep else _csv(variants or "full")
         exp = Experiment(
             store=store, dataset=dataset, out=out, resume=resume, quiet=quiet, seeds=seed_list, annotations=annotations,
-            shots=shots, unseen_classes=_csv(unseen_classes),
+            shots=shots, unseen_classes=_csv(unseen_classes), tensorboard=tensorboard, val_curves=val_curves,
             variants=names,
             train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed_list[0], device=device,
                               n_frames=frames, hidden=hidden, clip_adapters=clip_adapters),
@@ -101,7 +114,8 @@ def train(
             if v not in VARIANTS:
                 raise ValueError(f"unknown variant {v!r}; choose from {sorted(VARIANTS)}")
         run_experiment(exp)
-    except (StoreError, ValueError) as e:
-        console.print(f"[red]error:[/red] {e}")
+    except (StoreError, ValueError, TensorBoardMissing) as e:
+        console.print(f"[red]error:[/red] {escape(str(e))}")  # a message may hold brackets: fgm[tensorboard]
         raise typer.Exit(2)
-    console.print(f"wrote {out}/metrics.json, {out}/report.md, table_quality/table_cost .md/.csv and sweep.png")
+    console.print(f"wrote {out}/metrics.json, {out}/report.md, table_quality/table_cost .md/.csv, sweep.png and "
+                  "loss-curve PNGs" + (f"; TensorBoard events under {tensorboard}" if tensorboard else ""))

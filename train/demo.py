@@ -11,7 +11,7 @@ and says so plainly, on screen and in everything it writes.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -21,15 +21,21 @@ from fgm_common.console import console, progress_bar
 app = typer.Typer(add_completion=False, help=__doc__)
 
 
-def _weights_available(model: str, pretrained: str) -> bool:
-    from extract.clip_model import ClipWeightsError, load_clip
+def pretrained_or_random(model: str, pretrained: str, cache_dir: str | None = None) -> str:
+    """`pretrained` when its weights can be had (downloaded into the cache now if need be), else 'none'.
 
-    try:
-        load_clip(model, pretrained, device="cpu")
-        return True
-    except ClipWeightsError as e:
-        console.print(f"[yellow]{str(e).splitlines()[0]}[/yellow]")
-        return False
+    Offline it is decided within the hub probe's timeout, with no hub call; the reason and the ways
+    out are said in one line.
+    """
+    if is_random_weights(pretrained):
+        return pretrained
+    from extract.weights import fetch, unavailable_line
+
+    source = fetch(model, pretrained, cache_dir)
+    if source.available:
+        return pretrained
+    console.print(f"[yellow]{unavailable_line(source)}[/yellow]")
+    return "none"
 
 
 @app.command()
@@ -38,7 +44,10 @@ def demo(
     videos_per_class: Annotated[int, typer.Option(help="Synthetic clips per class.")] = 16,
     task: Annotated[str, typer.Option(help="fgm-synth task: 'mixed' (look x motion) or 'motion' (motion only).")] = "mixed",
     clip_model: Annotated[str, typer.Option(help="open_clip model for the features.")] = ExtractConfig.clip_model,
-    pretrained: Annotated[str, typer.Option(help="Weights to try first ('none' skips the download attempt).")] = ExtractConfig.pretrained,
+    pretrained: Annotated[str, typer.Option(help="Weights to try first: an open_clip tag or a checkpoint path "
+                                                  "('none' skips the download attempt).")] = ExtractConfig.pretrained,
+    clip_cache_dir: Annotated[Optional[str], typer.Option(help="A cache that holds the CLIP weights (open_clip's "
+                                                               "cache_dir), or where to download them.")] = None,
     epochs: Annotated[int, typer.Option(help="Training epochs per variant.")] = 30,
     variants: Annotated[str, typer.Option(help="Variants to train over the one extraction.")] =
         "full,flow_only,linear_probe",
@@ -59,16 +68,12 @@ def demo(
         raise typer.BadParameter(str(err), param_hint="--task") from err
     write_dataset(videos, synth)
     console.rule("2/3 fgm-extract: CLIP + optical flow into a zarr store")
-    if not is_random_weights(pretrained):
-        console.print(f"trying pretrained CLIP weights {clip_model}/{pretrained} (set HF_HUB_OFFLINE=1 to fail fast offline)")
-        if not _weights_available(clip_model, pretrained):
-            pretrained = "none"
+    pretrained = pretrained_or_random(clip_model, pretrained, clip_cache_dir)
     if is_random_weights(pretrained):
         console.print("[bold yellow]NO PRETRAINED CLIP WEIGHTS: continuing with RANDOM weights. The figures below "
                       "measure the motion stream and the training pipeline, not pretrained CLIP.[/bold yellow]")
     from extract.api import extract, make_config
-    from train.experiments.experiment import Experiment, run_experiment
-    from train.fitting.config import TrainConfig
+    from extract.runner import RunOptions
 
     # No --tokens: adapters over cached tokens cost many times the rest of a training step on a CPU
     # (docs/method.md); the demo's full model adapts the frame embeddings instead.
@@ -76,12 +81,15 @@ def demo(
     with bar:
         task = bar.add_task("extract", total=len(synth.classes) * synth.videos_per_class, rate="")
         summary = extract(videos, str(cache), make_config(clip_model=clip_model, pretrained=pretrained),
-                          on_result=lambda _res: bar.update(task, advance=1))
+                          RunOptions(cache_dir=clip_cache_dir), on_result=lambda _res: bar.update(task, advance=1))
     console.print(f"{summary.extracted} videos extracted, {summary.skipped} already in the store, "
                   f"{len(summary.failed)} failed, in {summary.seconds:.0f} s")
     if summary.failed:
         raise typer.Exit(1)
     console.rule("3/3 fgm-train: the variants over the same store (no video decoded)")
+    from train.experiments.experiment import Experiment, run_experiment  # after extraction: not on its way
+    from train.fitting.config import TrainConfig
+
     seed_list = tuple(int(s) for s in seeds.split(","))
     run_experiment(Experiment(store=str(cache), dataset="folder", out=run, seeds=seed_list,
                               variants=tuple(v.strip() for v in variants.split(",") if v.strip()),

@@ -21,10 +21,10 @@ import torchvision
 import zarr
 
 from extract.backbones import BACKBONES, checkpoint_path, fetch_weights, load_backbone, resolve_weights
-from extract.runner import record_backbone_identity
 from fgm_common.config import ExtractConfig
 from fgm_common.config import grown_config
 from fgm_common.store import FeatureStore
+from fgm_common.store.layout import weights_name
 from tests.extract.cli_helpers import decoded_frames, flat, run_ids, sha256
 
 FRAMES = 4
@@ -165,7 +165,7 @@ def test_other_weights_are_refused(grown, videos, tmp_path, run_extract_cli, mon
 
     # same tag, other bytes (e.g. another torchvision initialising differently): refused by the hash
     store = FeatureStore.open(url, mode="a")
-    store.set_backbone_identity("resnet50", {**store.backbone_identity["resnet50"], "weights_sha256": "0" * 64})
+    store.weights.put(weights_name("resnet50"), {**store.backbone_identity["resnet50"], "weights_sha256": "0" * 64})
     more = tmp_path / "videos"
     shutil.copytree(videos, more)
     shutil.copy(next((more / "swing_slow").glob("*.mp4")), more / "swing_slow" / "added.mp4")
@@ -175,13 +175,16 @@ def test_other_weights_are_refused(grown, videos, tmp_path, run_extract_cli, mon
     assert "swing_slow/added.mp4" not in run_ids(url)
 
 
-def test_identity_is_recorded_when_workers_did_the_work(grown, tmp_path):
-    """With dask workers the driver has no extractor: it rebuilds the backbone to record what made the features."""
+def test_identity_is_recorded_by_whoever_builds_the_towers(grown, tmp_path):
+    """A dask worker, or a second process, records the weights when it loads them, before any entry is written."""
+    from extract.pipeline import Extractor
+
     url = copy_store(grown.url, tmp_path / "store.zarr")
     store = FeatureStore.open(url, mode="a")
     expected = store.backbone_identity["resnet50"]
-    del store.root.attrs["backbone_identity"]
-    record_backbone_identity(store, store.config, None)
+    store.weights.delete(weights_name("resnet50"))
+    assert "resnet50" not in FeatureStore.open(url).backbone_identity
+    Extractor(store.config, url, device="cpu")
     assert FeatureStore.open(url).backbone_identity["resnet50"] == expected
 
 

@@ -1,19 +1,17 @@
-"""fgm-extract end to end on the tiny folder: a fresh extraction, resuming, export and info."""
+"""fgm-extract end to end on the tiny folder: a fresh extraction, resuming, export (info: test_info.py)."""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from importlib import metadata
 from pathlib import Path
 
 import h5py
 import numpy as np
-import pytest
 from typer.testing import CliRunner
 
-from extract.cli import dispatch, export_app, info_app
+from extract.cli import export_app
 from extract.flow import FlowComputer
 from extract.sampling import uniform_indices
 from extract.synth import SynthConfig, clip_rng, render_clip
@@ -147,7 +145,7 @@ def test_different_config_is_refused_and_store_unchanged(base, run_extract_cli):
 
 
 
-# ---- export and info -----------------------------------------------------------------------------
+# ---- export ---------------------------------------------------------------------------------------
 
 def test_export_hdf5_round_trip(base, tmp_path):
     out = tmp_path / "features.h5"
@@ -175,22 +173,3 @@ def test_export_of_a_non_store_says_what_to_do(tmp_path):
     result = CliRunner().invoke(export_app, [str(tmp_path / "nothing"), str(tmp_path / "f.h5")])
     assert result.exit_code == 2 and "fgm-extract" in flat(result.output)
     assert not (tmp_path / "f.h5").exists()
-
-
-def test_info_prints_json_with_the_config(base, monkeypatch, capsys):
-    result = CliRunner().invoke(info_app, [base.url])
-    assert result.exit_code == 0, result.output
-    info = json.loads(result.output)
-    store = FeatureStore.open(base.url)
-    assert info["config"] == store.config.to_dict() and info["videos"] == 6 and info["classes"] == store.classes
-    assert info["failures"] == {} and info["runs"][0]["run_id"] == store.runs()[0]["run_id"]
-
-    # the console script routes `fgm-extract info STORE` to the same command
-    monkeypatch.setattr(sys, "argv", ["fgm-extract", "info", base.url])
-    with pytest.raises(SystemExit) as exit_:
-        dispatch()
-    assert exit_.value.code == 0
-    assert json.loads(capsys.readouterr().err)["config"] == store.config.to_dict()
-
-    bad = CliRunner().invoke(info_app, [str(Path(base.url).parent / "absent.zarr")])
-    assert bad.exit_code == 2 and "fgm-extract" in flat(bad.output)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from fgm_common.store import FeatureStore
+from fgm_common.store.layout import weights_name
 
 
 def test_other_weights_are_refused(tiny_videos_copy, tmp_path, run_extract_cli):
@@ -18,7 +19,7 @@ def test_other_weights_are_refused(tiny_videos_copy, tmp_path, run_extract_cli):
     identity = store.clip_identity
     assert identity["weights_sha256"]
     # as if another open_clip/torch release had built different random weights from the same seed
-    store.set_clip_identity({**identity, "weights_sha256": "0" * 64})
+    store.weights.put(weights_name(), {**identity, "weights_sha256": "0" * 64})
     extra = tiny_videos_copy / "swing_slow" / "added.mp4"
     shutil.copy(next((tiny_videos_copy / "swing_slow").glob("*.mp4")), extra)
     result = run_extract_cli(tiny_videos_copy, url)

@@ -43,3 +43,20 @@ def test_a_message_exit_and_a_bug_end_as_python_ends_them(tmp_path):
 def test_under_a_profiler_the_normal_exit_runs(tmp_path):
     done = _run("sys.exit(4)", tmp_path, profiled=True)
     assert done.returncode == 4 and (tmp_path / "teardown").exists()  # so the profiler can write its report
+
+
+def test_bars_shown_together_render_each_at_its_own_width():
+    from rich.console import Console
+
+    from fgm_common import console as con
+
+    wide = "a description far longer than the other bar's"
+    top, bottom = con.progress_bar(eta_window=600.0), con.progress_bar()
+    assert (top.speed_estimate_period, bottom.speed_estimate_period) == (600.0, 30.0)
+    top.add_task(wide, total=2, completed=1, rate="")
+    bottom.add_task("short", total=4, completed=4, rate="")
+    screen = Console(width=100, record=True)
+    screen.print(con.shown_together(top, bottom).renderable)
+    lines = screen.export_text().splitlines()
+    assert len(lines) == 2 and lines[0].startswith(wide) and lines[1].startswith("short ━")  # no shared column
+    assert con.shown_together(top, bottom, quiet=True).__enter__() is None  # quiet: no display at all

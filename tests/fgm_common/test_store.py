@@ -154,13 +154,48 @@ def test_text_is_empty_before_written(store):
 
 
 def test_failures_runs_and_provenance_round_trip(store):
-    store.set_failures({"bad.mp4": {"reason": "empty-file", "size": 0}})
-    store.add_run({"run_id": "r1"})
-    store.add_run({"run_id": "r2"})
+    store.record_failure("bad.mp4", {"reason": "empty-file", "size": 0})
+    store.add_run({"run_id": "r2", "finished": "2026-01-02T00:00:00"})
+    store.add_run({"run_id": "r1", "finished": "2026-01-01T00:00:00"})
     again = FeatureStore.open(store.url)
     assert again.failures() == {"bad.mp4": {"reason": "empty-file", "size": 0}}
-    assert [r["run_id"] for r in again.runs()] == ["r1", "r2"]
+    assert again.failure("bad.mp4") == {"reason": "empty-file", "size": 0} and again.failure("ok.mp4") is None
+    assert [r["run_id"] for r in again.runs()] == ["r1", "r2"]  # in the order they finished
     assert again.provenance == {"packages": {"numpy": np.__version__}}
+    store.clear_failure("bad.mp4")
+    store.clear_failure("never-failed.mp4")
+    assert FeatureStore.open(store.url).failures() == {}
+
+
+def test_records_of_two_writers_never_clobber_each_other(store):
+    """Two processes on one store: each writes its failures and run; the other's stay (version 1 lost them)."""
+    first, second = store, FeatureStore.create_or_open(store.url, CFG, {})
+    first.record_failure("a.mp4", {"reason": "unreadable", "run_id": "r1"})
+    second.record_failure("b.mp4", {"reason": "empty-file", "run_id": "r2"})
+    first.add_run({"run_id": "r1"})
+    second.add_run({"run_id": "r2"})
+    again = FeatureStore.open(store.url)
+    assert sorted(again.failures()) == ["a.mp4", "b.mp4"]
+    assert [r["run_id"] for r in again.runs()] == ["r1", "r2"]
+
+
+def test_weights_identity_first_writer_wins_and_others_are_compared(store):
+    mine = {"model": "fgm-tiny-vit", "weights_sha256": "a" * 64}
+    other = {"model": "fgm-tiny-vit", "weights_sha256": "b" * 64}
+    store.check_weights(other)  # nothing recorded yet: nothing to compare
+    store.record_weights(mine)
+    FeatureStore.create_or_open(store.url, CFG, {}).record_weights(dict(mine))  # the same weights: accepted
+    with pytest.raises(StoreError, match="weights loaded now differ"):
+        FeatureStore.create_or_open(store.url, CFG, {}).record_weights(other)
+    assert FeatureStore.open(store.url).clip_identity == mine  # the refused writer changed nothing
+
+
+def test_a_new_text_version_replaces_the_old_one_whole(store):
+    store.set_text(["a"], ["sa"], [0], np.ones((1, D)), ["scene"], np.ones((1, D)))
+    store.set_text(["a", "b"], ["sa", "sb"], [0, 1], np.eye(2, D), ["scene"], np.ones((1, D)))
+    text = FeatureStore.open(store.url).text()
+    assert store.classes == ["a", "b"] and text["sentences"] == ["sa", "sb"]
+    assert text["sentence_emb"].shape == text["class_emb"].shape == (2, D)
 
 
 def test_memory_url_in_process():
@@ -174,3 +209,32 @@ def test_memory_url_in_process():
     [entry] = again.entries()
     np.testing.assert_array_equal(again.read(entry, ("flow",))["flow"], _arrays(5)["flow"].astype(np.float16))
     assert again.config == CFG and again.text()["class_emb"].shape == (1, D)
+
+
+def test_processes_making_one_new_store_at_once_all_open_it(tmp_path):
+    """Started together on a new store: one makes it, the others wait and open it (none sees a half-made root)."""
+    import threading
+
+    url, opened, errors = str(tmp_path / "new.zarr"), [], []
+    start = threading.Barrier(6)
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            opened.append(FeatureStore.create_or_open(url, CFG, {"maker": i}).config)
+        except Exception as e:  # any refusal here is the race this test is about
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and opened == [CFG] * 6
+    assert FeatureStore.open(url).provenance["maker"] in range(6)
+
+
+def test_a_root_left_half_made_is_made_again(tmp_path):
+    url = str(tmp_path / "half.zarr")
+    zarr.open_group(url, mode="w").create_group("videos")  # a maker killed before the root's attrs
+    assert FeatureStore.create_or_open(url, CFG, {}).config == CFG

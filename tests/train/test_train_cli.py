@@ -81,6 +81,54 @@ def test_run_writes_metrics_costs_and_report(main_run):
     assert "metrics.json" in flat(result.output)
 
 
+def test_loss_curves_beside_the_report(main_run):
+    import matplotlib.image
+
+    result, out, _ = main_run
+    assert result.exit_code == 0, result.output
+    report = (out / "report.md").read_text()
+    summary = json.loads((out / "metrics.json").read_text())
+    for name in ("full", "no_motion"):
+        png = out / f"curves_{name}.png"
+        assert f"]({png.name})" in report
+        height, width = matplotlib.image.imread(png).shape[:2]
+        assert height >= 200 and width >= 600 and png.stat().st_size > 10_000
+        [record, _] = summary["variants"][name]["history"]["seed0/stratified"]
+        assert 0.0 <= record["val_acc_fused"] <= 1.0  # recorded per epoch for the picture
+
+
+def test_tensorboard_logs_every_run_per_epoch(tiny_store, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from train.fitting.losses import LOSS_TERMS
+
+    out, tb = tmp_path / "run", tmp_path / "tb"
+    result = fgm_train(tiny_store, "--epochs", "2", "--variants", "no_adapter", "--out", out, "--tensorboard", tb,
+                       *TINY)
+    assert result.exit_code == 0, result.output
+    history = json.loads((out / "metrics.json").read_text())["variants"]["no_adapter"]["history"]
+    events = EventAccumulator(str(tb / "no_adapter" / "seed0" / "stratified")).Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {f"loss/{k}" for k in ("total", *LOSS_TERMS)} | {"lr", "val_accuracy/fused"} <= tags
+    for key in ("total", "ce"):
+        logged = [(e.step, e.value) for e in events.Scalars(f"loss/{key}")]
+        assert logged == [(r["epoch"], pytest.approx(r[key])) for r in history["seed0/stratified"]]
+    logged = [e.value for e in events.Scalars("val_accuracy/fused")]
+    assert logged == [pytest.approx(r["val_acc_fused"]) for r in history["seed0/stratified"]]
+
+
+def test_tensorboard_missing_exits_2_before_training(tiny_store, tmp_path, monkeypatch):
+    import sys
+
+    for name in ("tensorboard", "torch.utils.tensorboard"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed
+    result = fgm_train(tiny_store, "--epochs", "1", "--out", tmp_path / "run", "--tensorboard", tmp_path / "tb", *TINY)
+    assert result.exit_code == 2
+    assert "pip install 'fgm[tensorboard]'" in flat(result.output)
+    assert not (tmp_path / "run").exists()
+
+
 def test_resume_after_a_finished_run_reruns_nothing(main_run):
     result, out, args = main_run
     assert result.exit_code == 0, result.output

@@ -15,11 +15,13 @@ from fgm_common.options import resolve_device
 from fgm_common.store import TOKENS, FeatureStore, StoreError
 from train.parts.classifier import needs_text_tokens
 from train.fitting.data import FeatureSet, load_features
-from train.experiments.metrics import METRICS, classification_metrics, mean_std
+from train.experiments.metrics import METRICS, accuracy, among, classification_metrics, mean_std
 from train.fitting.splits import SplitSpec, few_shot, make_folds, unseen_classes
 from train.experiments.fold_runs import FOLD_RUNNERS
 from train.fitting.config import TrainConfig
 from train.experiments.variants import Variant, get_variant
+from train.experiments.tensorboard_log import summary_writer_class
+from train.experiments.watch import Watch, watching
 
 
 @dataclass(frozen=True)
@@ -36,12 +38,18 @@ class Experiment:
     annotations: str | None = None  # the dataset publisher's annotation files, for adapters that take them
     shots: int = 0  # few-shot: keep this many training videos per class (0 = all)
     unseen_classes: tuple[str, ...] = ()  # zero-shot: held out of training, the only classes validated
+    tensorboard: Path | None = None  # also log each training run's epochs here (train/experiments/tensorboard_log.py)
+    val_curves: bool = True  # record validation accuracy per epoch, for pictures only (train/experiments/monitor.py)
 
     def unseen_idx(self, classes: list[str]) -> list[int]:
         missing = [c for c in self.unseen_classes if c not in classes]
         if missing:
             raise ValueError(f"--unseen-classes {missing} are not classes of this dataset: {classes}")
         return [classes.index(c) for c in self.unseen_classes]
+
+    def validated(self, classes: list[str]) -> list[int] | None:
+        """The classes validation chooses among: the held-out ones under the zero-shot protocol, else None (all)."""
+        return self.unseen_idx(classes) if self.unseen_classes else None
 
 
 def _clip_parts(store: FeatureStore, fs: FeatureSet, variants: list, device: str, exp_adapters: bool = True):
@@ -64,20 +72,29 @@ def _protocol(exp: Experiment, fs: FeatureSet, fold, seed: int):
     return fold
 
 
-def run_variant(exp: Experiment, fs: FeatureSet, store: FeatureStore, name: str, clip_parts) -> dict:
-    """Every seed and fold of one variant: validation predictions pooled over folds per seed."""
+def run_variant(exp: Experiment, fs: FeatureSet, store: FeatureStore, name: str, clip_parts,
+                watch: Watch | None = None) -> dict:
+    """Every seed and fold of one variant: validation predictions pooled over folds per seed.
+
+    `watch`: the experiment's (run_experiment's); None watches this variant alone.
+    """
+    if watch is None:
+        with watching(exp, n_variants=1) as alone:
+            alone.progress.variant(1, name)
+            return run_variant(exp, fs, store, name, clip_parts, alone)
     variant = get_variant(name)
     if variant.kind not in FOLD_RUNNERS:
         raise ValueError(f"variant {name!r} has kind {variant.kind!r}; known kinds: {sorted(FOLD_RUNNERS)}")
     device = torch.device(resolve_device(exp.train.device))
     per_seed, costs, history = {}, {}, {}
-    for seed in exp.seeds:
+    for seed_i, seed in enumerate(exp.seeds):
         cfg = TrainConfig(**{**exp.train.to_dict(), "seed": seed, "variant": name})
         folds = make_folds(SplitSpec(**{**exp.split.__dict__, "seed": seed}), fs.labels, fs.groups, fs.splits, fs.views)
         folds = [_protocol(exp, fs, f, seed) for f in folds]
         labels, logits, heads, blends, stacked, train_s, waits = [], [], {}, {}, [], 0.0, []
-        for fold in folds:
-            done = FOLD_RUNNERS[variant.kind](exp, fs, store, variant, cfg, fold, clip_parts, device)
+        for fold_i, fold in enumerate(folds):
+            watch.progress.fold(seed_i, len(exp.seeds), fold_i, len(folds))
+            done = FOLD_RUNNERS[variant.kind](exp, fs, store, variant, cfg, fold, clip_parts, device, watch)
             logits.append(done.logits)
             for head, z in done.heads.items():
                 heads.setdefault(head, []).append(z)
@@ -91,15 +108,12 @@ def run_variant(exp: Experiment, fs: FeatureSet, store: FeatureStore, name: str,
             history[f"seed{seed}/{fold.name}"] = done.history
             if not costs:
                 costs = done.costs()
-        y, z = np.concatenate(labels), np.concatenate(logits)
-        classes, keep = fs.classes, slice(None)
-        if exp.unseen_classes:  # zero-shot: choose among the held-out classes only
-            keep = exp.unseen_idx(fs.classes)
-            y, z = np.array([keep.index(v) for v in y]), z[:, keep]
-            classes = [fs.classes[c] for c in keep]
-        m = classification_metrics(y, z, classes)
+        keep = exp.validated(fs.classes)
+        y_all = np.concatenate(labels)
+        y, z = among(y_all, np.concatenate(logits), keep)
+        m = classification_metrics(y, z, fs.classes if keep is None else [fs.classes[c] for c in keep])
         # each head's own accuracy on the same validation videos: is fusion adding or subtracting?
-        m["heads"] = {h: float((np.concatenate(zs)[:, keep].argmax(1) == y).mean()) for h, zs in heads.items()}
+        m["heads"] = {h: accuracy(*among(y_all, np.concatenate(zs), keep)) for h, zs in heads.items()}
         m.update(train_seconds=train_s, folds=[f.name for f in folds], data_wait_share=mean_std(waits)[0],
                  blend=blends, stacked_folds=stacked)
         per_seed[seed] = m
@@ -116,6 +130,8 @@ def run_experiment(exp: Experiment) -> dict:
     """Load the store once, run every variant (resuming finished ones from disk), write metrics and report."""
     from train.experiments import report
 
+    if exp.tensorboard is not None:
+        summary_writer_class()  # refused (what to install) before the store is read
     store = FeatureStore.open(exp.store)
     dataset = get_dataset(exp.dataset, exp.annotations)
     if exp.split.protocol == "auto" and getattr(dataset, "protocol", "auto") != "auto":
@@ -139,18 +155,24 @@ def run_experiment(exp: Experiment) -> dict:
     clip_parts = _clip_parts(store, fs, variants, exp.train.device, exp.train.clip_adapters)
     results = {}
     settings = _settings(exp)
-    for name in exp.variants:
-        done = exp.out / name / "result.json"
-        # a finished result is reused only for the same settings; otherwise the per-fold checkpoints
-        # decide (resume exactly, or refuse changed settings) instead of reporting stale figures
-        if exp.resume and done.exists() and json.loads(done.read_text()).get("settings") == settings:
-            console.print(f"{name}: finished in an earlier run, loaded from {done}")
-            results[name] = json.loads(done.read_text())
-            continue
-        result = {**run_variant(exp, fs, store, name, clip_parts), "settings": settings}
-        results[name] = json.loads(json.dumps(result, default=float))
-        done.parent.mkdir(parents=True, exist_ok=True)
-        done.write_text(json.dumps(results[name], indent=1))
+    with watching(exp, len(exp.variants)) as watch:
+        for i, name in enumerate(exp.variants, 1):
+            watch.progress.variant(i, name)
+            done = exp.out / name / "result.json"
+            # a finished result is reused only for the same settings; otherwise the per-fold checkpoints
+            # decide (resume exactly, or refuse changed settings) instead of reporting stale figures
+            if exp.resume and done.exists() and json.loads(done.read_text()).get("settings") == settings:
+                console.print(f"{name}: finished in an earlier run, loaded from {done}")
+                results[name] = json.loads(done.read_text())
+                watch.progress.skip()
+                continue
+            result = {**run_variant(exp, fs, store, name, clip_parts, watch), "settings": settings}
+            results[name] = json.loads(json.dumps(result, default=float))
+            done.parent.mkdir(parents=True, exist_ok=True)
+            done.write_text(json.dumps(results[name], indent=1))
+            watch.progress.variant_done()
+            console.print(f"{name} done ({i}/{len(exp.variants)}): validation accuracy "
+                          f"{100 * result['mean']['accuracy']:.1f}% (mean over {len(exp.seeds)} seed(s))")
     n_frames = fs.dims["n_frames"]
     used = dict.fromkeys(results[n].get("backbone", "clip") for n in exp.variants)  # the variants' backbones
     # each backbone costed once: "clip" is both the summary's own backbone and usually one of `used`

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from fgm_common.console import console, progress_bar
+from fgm_common.console import console
 from fgm_common.store import FeatureStore
 from train.experiments.baselines import BASELINES, baseline_costs, fit_predict
 from train.fitting.blend import BLENDS, Blend, BlendContext
@@ -21,6 +21,7 @@ from train.fitting.splits import Fold
 from train.fitting.config import TrainConfig
 from train.fitting.trainer import FoldRun, Trainer, model_config, new_model, predict_heads
 from train.experiments.variants import Variant
+from train.experiments.watch import Watch
 
 if TYPE_CHECKING:
     from train.experiments.experiment import Experiment
@@ -41,9 +42,13 @@ class FoldOutcome:
 
 
 def _fit(exp: Experiment, fs: FeatureSet, store: FeatureStore, variant: Variant, cfg: TrainConfig, fold: Fold,
-         clip_parts, ckpt: Path, blend: Blend | None = None) -> FoldRun:
-    """Train (or resume) a fresh FGMCLIP on fold.train with the Trainer, a progress bar and its checkpoint."""
-    name, seed = variant.name, cfg.seed
+         clip_parts, ckpt: Path, watch: Watch, device, blend: Blend | None = None) -> FoldRun:
+    """Train (or resume) a fresh FGMCLIP on fold.train with the Trainer and its checkpoint, watched by `watch`.
+
+    `blend` given: the model trained on the whole fold (inner-fold models have none), the one whose
+    validation accuracy per epoch is recorded when the watch asks for it.
+    """
+    name = variant.name
     model = new_model(fs, cfg, variant, clip_parts)
     if blend is not None:
         model.blend_weights.copy_(torch.as_tensor(blend.weights, dtype=model.blend_weights.dtype))
@@ -56,24 +61,14 @@ def _fit(exp: Experiment, fs: FeatureSet, store: FeatureStore, variant: Variant,
     unseen = exp.unseen_idx(fs.classes)
     seen = [c for c in range(len(fs.classes)) if c not in unseen] if unseen else None
     trainer = Trainer(fs, fold, cfg, model, ckpt, extra, train_classes=seen)
-    bar = progress_bar(exp.quiet)
-    with bar:
-        task = bar.add_task(f"{name} s{seed} {fold.name}", total=cfg.epochs, rate="")
-        bar.update(task, completed=0)
-
-        def tick(epoch: int, rec: dict) -> None:
-            bar.update(task, completed=epoch, rate=f"loss {rec['total']:.3f} ce {rec['ce']:.3f}")
-            if exp.quiet and (epoch % 10 == 0 or epoch == cfg.epochs):  # log lines instead of a bar
-                terms = " ".join(f"{k} {v:.4f}" for k, v in rec.items() if k not in ("epoch", "lr"))
-                console.print(f"{name} seed {seed} {fold.name} epoch {epoch}/{cfg.epochs} lr {rec['lr']:.2e} {terms}")
-
-        run = trainer.fit(resume=exp.resume, on_epoch_end=tick)
-        bar.update(task, completed=cfg.epochs)
-    return run
+    outer = blend is not None
+    monitor = watch.monitor(fs, fold, device, exp.validated(fs.classes)) if outer else None
+    with watch.run(name, cfg.seed, fold.name, cfg.epochs, outer) as on_epoch:
+        return trainer.fit(resume=exp.resume, on_epoch_end=on_epoch, monitor=monitor)
 
 
 def _model_fold(exp: Experiment, fs: FeatureSet, store: FeatureStore, variant: Variant, cfg: TrainConfig,
-                fold: Fold, clip_parts, device) -> FoldOutcome:
+                fold: Fold, clip_parts, device, watch: Watch) -> FoldOutcome:
     """Blend weights from inner folds of fold.train (if the model blends), then train on all of fold.train.
 
     Checkpoints under OUT/<variant>/seed<s>/<fold>/ (the inner models' under .../inner<i>/).
@@ -82,7 +77,7 @@ def _model_fold(exp: Experiment, fs: FeatureSet, store: FeatureStore, variant: V
     blend_name = model_config(fs, cfg, variant).blend
 
     def fit_heads(inner: Fold, ckpt: Path) -> dict[str, np.ndarray]:
-        run = _fit(exp, fs, store, variant, cfg, inner, clip_parts, ckpt)
+        run = _fit(exp, fs, store, variant, cfg, inner, clip_parts, ckpt, watch, device)
         return {k: z for k, z in predict_heads(run.model, fs, inner.val, device).items() if k != "logits"}
 
     blend = BLENDS[blend_name](BlendContext(fs.labels, fs.groups, fold, cfg.seed, fit_heads, ckpt_dir))
@@ -93,7 +88,7 @@ def _model_fold(exp: Experiment, fs: FeatureSet, store: FeatureStore, variant: V
                       + f", temperature {blend.weights.sum():.2f}"
                       + (", prediction stacked" if blend.stack is not None else "")
                       + " (fitted on held-out training videos)")
-    run = _fit(exp, fs, store, variant, cfg, fold, clip_parts, ckpt_dir / "checkpoint.pt", blend=blend)
+    run = _fit(exp, fs, store, variant, cfg, fold, clip_parts, ckpt_dir / "checkpoint.pt", watch, device, blend=blend)
     from train.experiments.costs import head_costs
 
     out = predict_heads(run.model, fs, fold.val, device)
@@ -105,7 +100,7 @@ def _model_fold(exp: Experiment, fs: FeatureSet, store: FeatureStore, variant: V
 
 
 def _baseline_fold(exp: Experiment, fs: FeatureSet, store: FeatureStore, variant: Variant, cfg: TrainConfig,
-                   fold: Fold, clip_parts, device) -> FoldOutcome:
+                   fold: Fold, clip_parts, device, watch: Watch) -> FoldOutcome:
     """Fit a non-neural baseline on the fold (seconds: nothing to checkpoint; result.json is the resume point)."""
     logits, fitted, seconds = fit_predict(variant.kind, fs, fold, cfg)
     console.print(f"{variant.name} seed {cfg.seed} {fold.name}: {variant.kind} fitted on {len(fold.train)} videos "

@@ -52,3 +52,18 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     if not len(arr):
         return float("nan"), float("nan")
     return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+
+
+def among(labels: np.ndarray, logits: np.ndarray, keep: list[int] | None) -> tuple[np.ndarray, np.ndarray]:
+    """labels (N,), logits (N, C) -> both over the classes `keep` only, labels renumbered (N,), (N, len(keep)).
+
+    The zero-shot protocol validates a choice among its held-out classes; `keep` None leaves both as given.
+    """
+    if keep is None:
+        return labels, logits
+    return np.array([keep.index(v) for v in labels]), logits[:, keep]
+
+
+def accuracy(labels: np.ndarray, logits: np.ndarray) -> float:
+    """Share of rows whose highest logit is the label: labels (N,), logits (N, C)."""
+    return float((logits.argmax(1) == labels).mean())

@@ -8,6 +8,7 @@ import numpy as np
 from rich.table import Table
 
 from fgm_common.console import console
+from train.experiments.curves import write_curves
 from train.experiments.metrics import METRICS
 from train.experiments.tables import STREAMS, cost_markdown, pm, provenance_line, quality_markdown, stream_accuracy, write_tables
 
@@ -47,7 +48,8 @@ def confusion_png(confusion: list[list[int]], classes: list[str], path: Path, ti
 def write_report(summary: dict, out: Path) -> None:
     """report.md: the quality table, the cost table, per-class figures; confusion_<variant>.png; the table files.
 
-    The two tables are those of train.experiments.tables (also written as table_*.md/.csv, with sweep.png).
+    The two tables are those of train.experiments.tables (also written as table_*.md/.csv, with sweep.png);
+    each trained variant's loss curves are train.experiments.curves's curves_<variant>.png.
     """
     write_tables(summary, out)
     lines = ["# fgm-train report", "", provenance_line(summary), "", "## Validation quality", "",
@@ -57,8 +59,11 @@ def write_report(summary: dict, out: Path) -> None:
         first = next(iter(res["per_seed"].values()))
         png = out / f"confusion_{name}.png"
         confusion_png(first["confusion"], summary["classes"], png, f"{name} (first seed, validation)")
-        lines += ["", f"## {name}", "", res.get("description", ""), "", f"![confusion]({png.name})", "",
-                  "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+        lines += ["", f"## {name}", "", res.get("description", ""), "", f"![confusion]({png.name})", ""]
+        curves = write_curves(res, out, name)
+        if curves is not None:
+            lines += [f"![loss and validation accuracy per epoch]({curves.name})", ""]
+        lines += ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
         for cls, pc in first["per_class"].items():
             lines.append(f"| {cls} | {pc['precision']:.2f} | {pc['recall']:.2f} | {pc['f1']:.2f} | {pc['support']} |")
     (out / "report.md").write_text("\n".join(lines) + "\n")

@@ -46,7 +46,14 @@ class FoldRun:
 
 
 class Trainer:
-    """Fits `model` on `fold.train` of `fs`; never reads `fold.val` (evaluation is separate)."""
+    """Fits `model` on `fold.train` of `fs`; never reads `fold.val` itself (evaluation is separate).
+
+    A `monitor` given to `fit` may score the model after each epoch (fgm-train's validation curves);
+    its figures go into the epoch's history record and nothing here reads them back: training runs a
+    fixed cfg.epochs, the last epoch is the model, and head-blend weights come from inner folds of
+    fold.train (train/fitting/blend.py). The monitor runs with every RNG forked and the model's mode
+    restored, so a run with one trains exactly as a run without.
+    """
 
     def __init__(self, fs: FeatureSet, fold: Fold, cfg: TrainConfig, model: FGMCLIP, checkpoint: Path,
                  extra: dict | None = None, train_classes: list[int] | None = None):
@@ -134,8 +141,23 @@ class Trainer:
         frames = self.fs.tensors[self.model.cfg.visual_key][torch.as_tensor(self.fold.train)]  # (Ntr, T, Dv)
         probe.fit(frames.to(self.device), torch.as_tensor(self.fs.labels[self.fold.train]).to(self.device))
 
-    def fit(self, resume: bool = False, on_epoch_end: Callable[[int, dict], None] | None = None) -> FoldRun:
-        """Train to cfg.epochs (continuing from the checkpoint when resume), saving after every epoch."""
+    def monitored(self, monitor: Callable[[FGMCLIP], dict[str, float]]) -> dict[str, float]:
+        """monitor(model)'s figures, leaving the model's mode and every RNG as they were (see the class)."""
+        cuda = [] if self.device.type != "cuda" else [
+            torch.cuda.current_device() if self.device.index is None else self.device.index]
+        was_training = self.model.training
+        with torch.random.fork_rng(devices=cuda):
+            figures = monitor(self.model)
+        self.model.train(was_training)
+        return figures
+
+    def fit(self, resume: bool = False, on_epoch_end: Callable[[int, dict], None] | None = None,
+            monitor: Callable[[FGMCLIP], dict[str, float]] | None = None) -> FoldRun:
+        """Train to cfg.epochs (continuing from the checkpoint when resume), saving after every epoch.
+
+        `monitor(model)`, when given, adds its figures to each epoch's record after the epoch's
+        training time is taken (recorded, never read: see the class).
+        """
         if resume and self.load():
             return FoldRun(self.model, self.state, self.history, self.train_seconds, float("nan"), self.checkpoint)
         train_idx = torch.as_tensor(self.fold.train)
@@ -176,6 +198,8 @@ class Trainer:
             self.train_seconds += time.perf_counter() - t0
             record = {"epoch": self.epoch, "lr": self.sched.get_last_lr()[0],
                       **{k: v / max(n_batches, 1) for k, v in sums.items()}}
+            if monitor is not None:
+                record.update(self.monitored(monitor))
             self.history.append(record)
             if self.epoch >= self.cfg.epochs:
                 self.fit_probe()

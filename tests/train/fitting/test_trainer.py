@@ -160,6 +160,26 @@ def test_validation_videos_are_never_read_during_fit(fs, fold, tmp_path, monkeyp
     assert not set(seen) & set(fold.val.tolist())
 
 
+def test_a_monitor_is_recorded_and_changes_nothing(fs, fold, tmp_path):
+    # a meddling monitor: it draws from the global RNG (which dropout draws from in the next epoch)
+    # and leaves the model in eval mode; the Trainer must still train exactly as without it
+    seen_training = []
+
+    def meddling(model) -> dict[str, float]:
+        seen_training.append(model.training)
+        model.eval()
+        torch.rand(1000)
+        return {"val_acc_fused": 0.5}
+
+    plain = trainer(fs, fold, None, tmp_path / "plain.pt", epochs=3).fit()
+    watched = trainer(fs, fold, None, tmp_path / "watched.pt", epochs=3).fit(monitor=meddling)
+    assert seen_training == [True, True, True]  # after each epoch's training steps
+    assert [r.pop("val_acc_fused") for r in watched.history] == [0.5, 0.5, 0.5]
+    assert watched.history == plain.history  # exact floats: every loss term of every epoch
+    assert_same_state(watched.model.state_dict(), plain.model.state_dict())
+    assert watched.model.training == plain.model.training
+
+
 # ---- every variant -------------------------------------------------------------------------------
 def with_extra_arrays(fs, names: tuple[str, ...]):
     """fs plus random (N, T, 40) stand-ins for extra backbone arrays (no_clip's resnet50) the tiny store lacks."""

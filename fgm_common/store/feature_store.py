@@ -1,24 +1,6 @@
-"""The feature store: one zarr group holding every feature stage one made and how it was made.
+"""FeatureStore: open or make a store (one config per store), write and read entries and the per-process records.
 
-This is the only module that knows the layout. Schema version 1:
-
-    <root>/                      attrs: schema_version, extract_config, config_digest, provenance,
-                                        clip_identity, backbone_identity, classes, failures, runs
-    <root>/text/                 sentence_emb (S, D) f32, class_emb (C, D) f32, scene_emb (K, D) f32;
-                                 attrs: sentences, sentence_class, scenes
-    <root>/videos/<entry id>/    one group per video, attrs: key, label, ..., complete
-        clip          (T, D)        f32   CLIP image embedding per sampled frame (not normalised)
-        timestamps_ms (T,)          f64   time of each sampled frame in the source file
-        frame_index   (T,)          i64   native index of each sampled frame
-        flow          (Tf, 2, G, G) f16   optical flow, in pixels of the G x G grid
-        flow_hist     (Tf, 2*bins)  f32   orientation and magnitude histograms per flow pair
-        flow_ts_ms    (Tf, 2)       f64   the two timestamps each flow field is between
-        tokens        (T, L, W)     f16   optional: tokens entering the last CLIP vision block
-        <backbone>    (T, Db)       f32   optional extra backbones, e.g. resnet50
-
-An entry counts only once its `complete` attr is true; that attr is written after every array, so
-an entry interrupted at any moment (kill -9 included) is seen as incomplete and redone. Workers
-write only their own entry groups; the root and text groups have one writer (the driver).
+The layout and why each record is an object of its own: fgm_common/store/layout.py.
 
 One config per store, with one exception: backbones can be added to a store later
 (`fgm_common.config.grown_config`); the store's config then lists them and the writer re-extracts
@@ -27,48 +9,32 @@ every entry lacking one of them.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import fsspec
 import numpy as np
 import zarr
+from zarr.storage import FsspecStore
 
 from fgm_common.config import ExtractConfig, grown_config
 from fgm_common.identity import weights_mismatch
-from fgm_common.texts import class_mean
-
-SCHEMA_VERSION = 1
-VIDEOS = "videos"
-TEXT = "text"
-# Entry array names: every other module spells them through these.
-CLIP, TIMESTAMPS, FRAME_INDEX = "clip", "timestamps_ms", "frame_index"
-FLOW, FLOW_HIST, FLOW_TS = "flow", "flow_hist", "flow_ts_ms"
-TOKENS = "tokens"
-FRAME_ARRAYS = (CLIP, TIMESTAMPS, FRAME_INDEX)
-FLOW_ARRAYS = (FLOW, FLOW_HIST, FLOW_TS)
-MODEL_ARRAYS = (CLIP, FLOW, FLOW_HIST)  # what a model reads of every entry (TOKENS and backbones on demand)
-ARRAY_DTYPES = {
-    CLIP: "float32",
-    TIMESTAMPS: "float64",
-    FRAME_INDEX: "int64",
-    FLOW: "float16",
-    FLOW_HIST: "float32",
-    FLOW_TS: "float64",
-    TOKENS: "float16",
-}
+from fgm_common.store.creation import made_once
+from fgm_common.store.layout import (ARRAY_DTYPES, FAILURES, READABLE_VERSIONS, RUNS, SCHEMA_VERSION, VIDEOS,
+                                     WEIGHTS, StoreError, entry_id, weights_name)
+from fgm_common.store.objects import JsonObjects
+from fgm_common.store.remote import require_filesystem, storage_options, zarr_options
+from fgm_common.store.staged import put_group
+from fgm_common.store.text_side import read_text, text_classes, write_text
+from fgm_common.store.upgrade import upgrade_v1
 
 
-class StoreError(Exception):
-    """The store cannot be used as asked; the message says what to do."""
-
-
-def entry_id(key: str) -> str:
-    """Zarr-safe, readable, unique name for a video key: sanitised basename plus a hash of the key."""
-    base = re.sub(r"[^A-Za-z0-9._-]", "_", key.rsplit("/", 1)[-1]).lstrip("_.") or "video"
-    digest = hashlib.sha1(key.encode()).hexdigest()[:10]
-    return f"{base[:60]}-{digest}"
+def _open_root(url: str) -> zarr.Group:
+    """The root group for writing, made if absent; another process making it at the same moment is no error."""
+    try:
+        return zarr.open_group(url, mode="a", **zarr_options(url))
+    except zarr.errors.ContainsGroupError:  # made by another process between zarr's look and its write
+        return zarr.open_group(url, mode="r+", **zarr_options(url))
 
 
 @dataclass(frozen=True)
@@ -85,11 +51,15 @@ class Entry:
 
 
 class FeatureStore:
-    """Read and write a feature store at a local path or fsspec URL."""
+    """Read and write a feature store at a local path or fsspec URL (s3://, memory://, ...)."""
 
     def __init__(self, root: zarr.Group, url: str):
         self.root = root
         self.url = url
+        self.weights = JsonObjects(url, WEIGHTS)
+        # on object storage an entry goes up in three round trips (store/staged.py): (filesystem, root path)
+        remote = isinstance(root.store, FsspecStore)
+        self._remote = fsspec.core.url_to_fs(url, **storage_options(url)) if remote else None
 
     # ---- opening -------------------------------------------------------------------------
     @classmethod
@@ -100,29 +70,29 @@ class FeatureStore:
         The one difference accepted is extra backbones: the store's config grows by them (see
         `grown_config`) and `store.config` is then what this run must extract. `prepare(config)` runs
         before a store is created or its config grows (e.g. fetch weights), so a run that cannot
-        deliver leaves the store as it was.
+        deliver leaves the store as it was. A version 1 store is upgraded to version 2 first.
         """
-        root = zarr.open_group(url, mode="a")
-        if "schema_version" not in root.attrs:
-            if len(list(root.keys())):
-                raise StoreError(f"{url} holds a zarr group that is not an fgm store; choose another --out")
+        require_filesystem(url)
+        created = []
+
+        def make(new_root: zarr.Group) -> None:  # only in the one process that makes a new store
             if prepare:
                 prepare(config)
-            root.attrs.update(
-                {
-                    "schema_version": SCHEMA_VERSION,
-                    "extract_config": config.to_dict(),
-                    "config_digest": config.digest(),
-                    "provenance": provenance,
-                    "classes": [],
-                    "failures": {},
-                    "runs": [],
-                }
-            )
-            root.require_group(VIDEOS)
+            new_root.attrs.update({"schema_version": SCHEMA_VERSION, "extract_config": config.to_dict(),
+                                   "config_digest": config.digest(), "provenance": provenance})
+            created.append(True)
+
+        try:
+            root = made_once(url, lambda: _open_root(url), make)
+        except FileNotFoundError as e:  # on object storage: no such bucket
+            raise StoreError(f"cannot make a store at {url}: {e}; create the bucket first, "
+                             "or choose another --out") from e
+        if created:
             return cls(root, url)
         store = cls(root, url)
         store._check_schema()
+        if root.attrs["schema_version"] == 1:
+            upgrade_v1(root, JsonObjects(url, WEIGHTS))
         stored = store.config
         grown = grown_config(stored, config)
         if grown is None:
@@ -141,9 +111,10 @@ class FeatureStore:
 
     @classmethod
     def open(cls, url: str, mode: str = "r") -> "FeatureStore":
-        """Open an existing store; a clear error when the path is not one."""
+        """Open an existing store (version 1 or 2, never written to here); a clear error when the path is not one."""
+        require_filesystem(url)
         try:
-            root = zarr.open_group(url, mode=mode)
+            root = zarr.open_group(url, mode=mode, **zarr_options(url))
         except (FileNotFoundError, zarr.errors.GroupNotFoundError) as e:
             raise StoreError(f"no feature store at {url}: run `fgm-extract VIDEOS --out {url}` first") from e
         if "schema_version" not in root.attrs:
@@ -155,13 +126,17 @@ class FeatureStore:
 
     def _check_schema(self) -> None:
         version = self.root.attrs["schema_version"]
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             raise StoreError(
-                f"store schema version {version}, this fgm reads version {SCHEMA_VERSION}; "
+                f"store schema version {version}, this fgm reads versions {list(READABLE_VERSIONS)}; "
                 "re-extract or use the matching fgm release"
             )
 
-    # ---- root metadata (driver only) -------------------------------------------------------
+    @property
+    def schema_version(self) -> int:
+        return int(self.root.attrs["schema_version"])
+
+    # ---- how the features were made ---------------------------------------------------------
     @property
     def config(self) -> ExtractConfig:
         return ExtractConfig.from_dict(self.root.attrs["extract_config"])
@@ -171,24 +146,28 @@ class FeatureStore:
         return self.root.attrs["provenance"]
 
     @property
-    def classes(self) -> list[str]:
-        return list(self.root.attrs.get("classes", []))
-
-    @property
     def clip_identity(self) -> dict:
         """Model name, weights source and hashes of the CLIP towers that made every feature here."""
-        return dict(self.root.attrs.get("clip_identity", {}))
-
-    def set_clip_identity(self, identity: dict) -> None:
-        self.root.attrs["clip_identity"] = identity
+        return self._identity(None)
 
     @property
     def backbone_identity(self) -> dict[str, dict]:
         """Per extra backbone: name, weights source and hashes, torchvision version (extract/backbones.py)."""
-        return {k: dict(v) for k, v in self.root.attrs.get("backbone_identity", {}).items()}
+        return {name: self._identity(name) for name in self.config.backbones if self._identity(name)}
 
-    def set_backbone_identity(self, name: str, identity: dict) -> None:
-        self.root.attrs["backbone_identity"] = {**self.backbone_identity, name: identity}
+    def _identity(self, backbone: str | None) -> dict:
+        found = self.weights.get(weights_name(backbone))
+        if found is not None or self.schema_version > 1:
+            return found or {}
+        legacy = self.root.attrs.get("clip_identity" if backbone is None else "backbone_identity", {})
+        return dict(legacy if backbone is None else legacy.get(backbone, {}))
+
+    def record_weights(self, identity: dict, backbone: str | None = None) -> None:
+        """Record `identity` as the weights of this store's CLIP (or `backbone`) unless some are recorded,
+        then `check_weights`. The first writer wins, also between processes starting at once."""
+        if self.schema_version > 1:
+            self.weights.create(weights_name(backbone), identity)
+        self.check_weights(identity, backbone)
 
     def check_weights(self, identity: dict, backbone: str | None = None) -> None:
         """Refuse features from other weights than those that made this store (CLIP, or `backbone`).
@@ -196,50 +175,65 @@ class FeatureStore:
         E.g. a new open_clip building other random weights from the same seed, a replaced checkpoint
         file, or a new torchvision initialising a backbone differently. StoreError on a mismatch.
         """
-        recorded = self.clip_identity if backbone is None else self.backbone_identity.get(backbone, {})
+        recorded = self._identity(backbone)
         if key := weights_mismatch(recorded, identity):
             raise StoreError(
                 f"the {backbone or 'CLIP'} weights loaded now differ from those that made {self.url} ({key} "
-                f"{str(identity.get(key))[:12]} vs {recorded[key][:12]}); features are never mixed. "
+                f"{str(identity.get(key))[:12]} vs {str(recorded[key])[:12]}); features are never mixed. "
                 "Use the original weights, or write a new store with another --out."
             )
 
+    # ---- per-process records -----------------------------------------------------------------
     def failures(self) -> dict[str, dict]:
-        return dict(self.root.attrs.get("failures", {}))
+        """Video key -> what made it fail (reason, message, run_id, fingerprint)."""
+        if self.schema_version == 1:
+            return dict(self.root.attrs.get("failures", {}))
+        records = (dict(g.attrs) for _, g in self.root[FAILURES].groups())
+        return {r.pop("key"): r for r in records}
 
-    def set_failures(self, failures: dict[str, dict]) -> None:
-        self.root.attrs["failures"] = failures
+    def failure(self, key: str) -> dict | None:
+        """What made the video `key` fail, None when it has no failure recorded."""
+        if self.schema_version == 1:
+            return self.failures().get(key)
+        failures = self.root[FAILURES]
+        if entry_id(key) not in failures:
+            return None
+        record = dict(failures[entry_id(key)].attrs)
+        record.pop("key", None)
+        return record
+
+    def record_failure(self, key: str, record: dict) -> None:
+        self.root[FAILURES].create_group(entry_id(key), attributes={**record, "key": key}, overwrite=True)
+
+    def clear_failure(self, key: str) -> None:
+        failures = self.root[FAILURES]
+        if entry_id(key) in failures:
+            del failures[entry_id(key)]
 
     def add_run(self, run: dict) -> None:
-        self.root.attrs["runs"] = list(self.root.attrs.get("runs", [])) + [run]
+        """Record one run (its `run_id` names it)."""
+        self.root[RUNS].create_group(run["run_id"], attributes=run, overwrite=True)
 
     def runs(self) -> list[dict]:
-        return list(self.root.attrs.get("runs", []))
+        """Every run's record, in the order they finished."""
+        if self.schema_version == 1:
+            return list(self.root.attrs.get("runs", []))
+        return sorted((dict(g.attrs) for _, g in self.root[RUNS].groups()),
+                      key=lambda r: (r.get("finished", ""), r.get("run_id", "")))
+
+    # ---- text side -------------------------------------------------------------------------
+    @property
+    def classes(self) -> list[str]:
+        return text_classes(self.root)
 
     def set_text(self, classes: list[str], sentences: list[str], sentence_class: list[int],
                  sentence_emb: np.ndarray, scenes: list[str], scene_emb: np.ndarray) -> None:
         """Write the text side: sentence_emb (S, D), scene_emb (K, D); class_emb is their class mean."""
-        sentence_emb = np.asarray(sentence_emb, dtype=np.float32)
-        cls_idx = np.asarray(sentence_class)
-        class_emb = class_mean(sentence_emb, cls_idx, len(classes))
-        text = self.root.require_group(TEXT)
-        for name, arr in (
-            ("sentence_emb", sentence_emb),
-            ("class_emb", class_emb),
-            ("scene_emb", np.asarray(scene_emb, dtype=np.float32)),
-        ):
-            text.create_array(name, data=arr, overwrite=True)
-        text.attrs.update({"sentences": sentences, "sentence_class": [int(c) for c in cls_idx], "scenes": scenes})
-        self.root.attrs["classes"] = list(classes)
+        write_text(self.root, classes, sentences, sentence_class, sentence_emb, scenes, scene_emb)
 
     def text(self) -> dict[str, Any]:
         """The text side as numpy arrays plus the sentence lists; empty dict before any text was written."""
-        if TEXT not in self.root:
-            return {}
-        g = self.root[TEXT]
-        out = {name: g[name][:] for name in ("sentence_emb", "class_emb", "scene_emb")}
-        out.update({k: g.attrs[k] for k in ("sentences", "sentence_class", "scenes")})
-        return out
+        return read_text(self.root)
 
     # ---- entries (one writer per entry) -------------------------------------------------------
     def write_entry(self, key: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> str:
@@ -247,12 +241,21 @@ class FeatureStore:
         eid = entry_id(key)
         videos = self.root[VIDEOS]
         if eid in videos:
+            # marked incomplete before its objects go: on object storage a delete is many requests,
+            # and a reader must never see `complete` beside missing arrays
+            videos[eid].attrs["complete"] = False
             del videos[eid]
+        typed = ((name, np.ascontiguousarray(arr, dtype=ARRAY_DTYPES.get(name, "float32")))
+                 for name, arr in arrays.items())
+        final = {**meta, "key": key, "complete": True}
+        if self._remote is not None:
+            fs, root = self._remote
+            put_group(fs, f"{root}/{VIDEOS}/{eid}", {"key": key, "complete": False}, dict(typed), final)
+            return eid
         group = videos.create_group(eid, attributes={"key": key, "complete": False})
-        for name, arr in arrays.items():
-            dtype = ARRAY_DTYPES.get(name, "float32")
-            group.create_array(name, data=np.ascontiguousarray(arr, dtype=dtype))
-        group.attrs.update({**meta, "key": key, "complete": True})
+        for name, arr in typed:
+            group.create_array(name, data=arr)
+        group.attrs.update(final)
         return eid
 
     def _entry_group(self, key: str) -> zarr.Group | None:

@@ -1,0 +1,44 @@
+"""Upgrade a version 1 store in place to version 2 when a run is about to write to it.
+
+Version 1 kept failures, runs, classes and the weights' identities in the root's attrs, and the
+text arrays in `text/` itself: a second process rewriting those attrs would drop the first's
+records. The upgrade moves each record to an object of its own (fgm_common/store/layout.py) and
+the text into a version; entries are not touched. Every step is idempotent and the version number
+is written last, so an interrupted upgrade is simply done again.
+"""
+
+from __future__ import annotations
+
+import zarr
+
+from fgm_common.store.layout import CLAIMS, FAILURES, RUNS, SCHEMA_VERSION, TEXT, TEXT_ARRAYS, VIDEOS, WEIGHTS, \
+    entry_id, weights_name
+from fgm_common.store.objects import JsonObjects
+from fgm_common.store.text_side import write_text
+
+_V1_ATTRS = ("failures", "runs", "classes", "clip_identity", "backbone_identity")
+
+
+def upgrade_v1(root: zarr.Group, weights: JsonObjects) -> None:
+    """Move a version 1 store's root-attrs records and text to their version 2 places; set schema_version 2."""
+    attrs = dict(root.attrs)
+    for folder in (VIDEOS, FAILURES, RUNS, WEIGHTS, CLAIMS):
+        root.require_group(folder)
+    for key, record in attrs.get("failures", {}).items():
+        root[FAILURES].create_group(entry_id(key), attributes={**record, "key": key}, overwrite=True)
+    for run in attrs.get("runs", []):
+        root[RUNS].create_group(run["run_id"], attributes=run, overwrite=True)
+    if attrs.get("clip_identity"):
+        weights.create(weights_name(None), attrs["clip_identity"])
+    for name, identity in attrs.get("backbone_identity", {}).items():
+        weights.create(weights_name(name), identity)
+    if TEXT in root and "sentence_emb" in root[TEXT]:
+        old = root[TEXT]
+        arrays = {k: old[k][:] for k in TEXT_ARRAYS}
+        write_text(root, list(attrs.get("classes", [])), list(old.attrs["sentences"]),
+                   list(old.attrs["sentence_class"]), arrays["sentence_emb"], list(old.attrs["scenes"]),
+                   arrays["scene_emb"], class_emb=arrays["class_emb"])
+        for k in TEXT_ARRAYS:
+            del old[k]
+    kept = {k: v for k, v in root.attrs.items() if k not in _V1_ATTRS}
+    root.attrs.put({**kept, "schema_version": SCHEMA_VERSION})

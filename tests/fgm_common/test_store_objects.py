@@ -1,0 +1,46 @@
+"""JsonObjects: create-if-absent has exactly one winner, also between racing threads; put replaces; reads tolerate absence."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+
+from fgm_common.store.objects import JsonObjects
+
+
+@pytest.fixture(params=["local", "memory"])
+def objects(request, tmp_path) -> JsonObjects:
+    url = str(tmp_path / "s.zarr") if request.param == "local" else f"memory://objects-{uuid.uuid4().hex}"
+    return JsonObjects(url, "claims")
+
+
+def test_create_put_get_names_delete(objects):
+    assert objects.get("a/1.json") is None and objects.names("a/") == []
+    assert objects.create("a/1.json", {"owner": "me"}) is True
+    assert objects.create("a/1.json", {"owner": "you"}) is False
+    assert objects.get("a/1.json") == {"owner": "me"}
+    objects.put("a/1.json", {"owner": "me", "n": 2})
+    objects.create("a/2.json", {})
+    assert objects.get("a/1.json") == {"owner": "me", "n": 2} and objects.names("a/") == ["1.json", "2.json"]
+    objects.delete("a/1.json")
+    objects.delete("a/1.json")  # already gone: nothing
+    assert objects.names("a/") == ["2.json"]
+
+
+def test_racing_creators_have_exactly_one_winner(objects):
+    wins: list[bool] = []
+    start = threading.Barrier(8)
+
+    def race(i: int) -> None:
+        start.wait()
+        wins.append(objects.create("v/00000001.json", {"owner": i}))
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(wins) == [False] * 7 + [True]
+    assert objects.names("v/") == ["00000001.json"]  # no temporary file left behind
