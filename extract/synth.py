@@ -215,10 +215,11 @@ def _check_resumable(out: Path, cfg: SynthConfig) -> None:
         )
 
 
-def write_dataset(out: Path, cfg: SynthConfig, progress: bool = True) -> list[Path]:
+def write_dataset(out: Path, cfg: SynthConfig, progress: bool = True, workers: int = 1) -> list[Path]:
     """Write OUT/<class>/<class>_<i:04d>.mp4, descriptions.json and synth_config.json; returns the video paths.
 
     Resumable: videos already present are kept (clip i of a class depends only on seed, class and i).
+    `workers` > 1 renders in that many processes (the same bytes: each clip has its own seed).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -227,10 +228,20 @@ def write_dataset(out: Path, cfg: SynthConfig, progress: bool = True) -> list[Pa
     descriptions = {c: list(CLASS_DESCRIPTIONS[c]) for c in cfg.classes}
     (out / "descriptions.json").write_text(json.dumps(descriptions, indent=2), encoding="utf-8")
     jobs = [(label, i) for label in cfg.classes for i in range(cfg.videos_per_class)]
-    paths = []
-    for label, i in track(jobs, description="rendering clips", disable=not progress):
-        path = clip_path(out, cfg, label, i)
-        if not path.exists():
-            _write_video(path, render_clip(label, clip_rng(cfg.seed, label, i), cfg), cfg)
-        paths.append(path)
-    return paths
+    todo = [(out, cfg, label, i) for label, i in jobs if not clip_path(out, cfg, label, i).exists()]
+    if workers > 1 and len(todo) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        # spawn, not fork: the caller may have threads running (the demo imports torch meanwhile)
+        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=get_context("spawn")) as pool:
+            made = pool.map(_make_clip, *zip(*todo))
+            list(track(made, total=len(todo), description="rendering clips", disable=not progress))
+    else:
+        for job in track(todo, description="rendering clips", disable=not progress):
+            _make_clip(*job)
+    return [clip_path(out, cfg, label, i) for label, i in jobs]
+
+
+def _make_clip(out: Path, cfg: SynthConfig, label: str, index: int) -> None:
+    _write_video(clip_path(out, cfg, label, index), render_clip(label, clip_rng(cfg.seed, label, index), cfg), cfg)

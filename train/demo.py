@@ -10,10 +10,12 @@ and says so plainly, on screen and in everything it writes.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from fgm_common.config import ExtractConfig, is_random_weights
 from fgm_common.console import console, progress_bar
@@ -21,21 +23,18 @@ from fgm_common.console import console, progress_bar
 app = typer.Typer(add_completion=False, help=__doc__)
 
 
-def pretrained_or_random(model: str, pretrained: str, cache_dir: str | None = None) -> str:
-    """`pretrained` when its weights can be had (downloaded into the cache now if need be), else 'none'.
+def pretrained_or_random(model: str, pretrained: str, cache_dir: str | None = None) -> tuple[str, str]:
+    """(`pretrained`, "") when its weights can be had (downloaded into the cache now if need be), else
+    ("none", the one line saying why and naming the ways out).
 
-    Offline it is decided within the hub probe's timeout, with no hub call; the reason and the ways
-    out are said in one line.
+    Offline it is decided within the hub probe's timeout, with no hub call.
     """
     if is_random_weights(pretrained):
-        return pretrained
+        return pretrained, ""
     from extract.weights import fetch, unavailable_line
 
     source = fetch(model, pretrained, cache_dir)
-    if source.available:
-        return pretrained
-    console.print(f"[yellow]{unavailable_line(source)}[/yellow]")
-    return "none"
+    return (pretrained, "") if source.available else ("none", unavailable_line(source))
 
 
 @app.command()
@@ -66,9 +65,14 @@ def demo(
         synth = SynthConfig(videos_per_class=videos_per_class, task=task)
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--task") from err
-    write_dataset(videos, synth)
+    with ThreadPoolExecutor(1) as pool:
+        # torch and open_clip load and the weights are looked for while other processes render the clips
+        weights = pool.submit(pretrained_or_random, clip_model, pretrained, clip_cache_dir)
+        write_dataset(videos, synth, workers=2)
+        pretrained, why_not = weights.result()
     console.rule("2/3 fgm-extract: CLIP + optical flow into a zarr store")
-    pretrained = pretrained_or_random(clip_model, pretrained, clip_cache_dir)
+    if why_not:
+        console.print(f"[yellow]{escape(why_not)}[/yellow]")
     if is_random_weights(pretrained):
         console.print("[bold yellow]NO PRETRAINED CLIP WEIGHTS: continuing with RANDOM weights. The figures below "
                       "measure the motion stream and the training pipeline, not pretrained CLIP.[/bold yellow]")

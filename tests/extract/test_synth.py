@@ -250,3 +250,12 @@ def test_cli_help_explains_the_set_and_rejects_unknown_classes(tmp_path):
     assert "MOTION only" in help_text and "circle_clockwise" in help_text
     bad = runner.invoke(app, [str(tmp_path), "--classes", "circle_clockwise,zigzag"])
     assert bad.exit_code != 0
+
+
+def test_rendering_in_worker_processes_writes_the_same_files(tmp_path):
+    cfg = SynthConfig(videos_per_class=2, classes=("swing_slow", "swing_fast"), size=32, min_frames=8,
+                      max_frames=10, seed=3)
+    one = write_dataset(tmp_path / "one", cfg, progress=False)
+    two = write_dataset(tmp_path / "two", cfg, progress=False, workers=2)
+    assert [p.relative_to(tmp_path / "one") for p in one] == [p.relative_to(tmp_path / "two") for p in two]
+    assert [p.read_bytes() for p in one] == [p.read_bytes() for p in two]

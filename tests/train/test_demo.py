@@ -52,5 +52,5 @@ def test_cached_weights_are_kept_without_a_network_attempt(tmp_path, monkeypatch
     tag = register_tag(monkeypatch)
     cache_tiny_weights(tmp_path / "hub", seed=0)
     attempts = forbid_network(monkeypatch)
-    assert pretrained_or_random(TINY, tag, str(tmp_path / "hub")) == tag and attempts == []
-    assert pretrained_or_random(TINY, "none") == "none"
+    assert pretrained_or_random(TINY, tag, str(tmp_path / "hub")) == (tag, "") and attempts == []
+    assert pretrained_or_random(TINY, "none") == ("none", "")
