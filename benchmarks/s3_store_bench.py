@@ -9,6 +9,7 @@ counts are printed (they are what scales). Every request s3fs sends is counted b
   width, a 56 x 56 flow grid), each time a new key as extraction writes them; median of --writes;
 - lease: what sharing adds per video (extract/claims.py: take, then release);
 - load: `train.fitting.data.load_features` of a store of --entries such videos (median of --rounds);
+  on S3 also through the local copy fgm-train makes (fgm_common/store/mirror.py), first and up to date;
   the store is written once per place by the same calls;
 - extraction: the requests of a whole `fgm-extract` run per video (plan, lease, entry, failure
   record, release), from two runs of the tiny random model over 6 and 12 synthetic videos: the
@@ -134,6 +135,22 @@ def time_load(url: str, rounds: int, calls: Calls) -> tuple[float, int]:
     return statistics.median(times), sum(calls.take().values()) // rounds
 
 
+def time_copied_load(url: str, cache: str, calls: Calls) -> list[tuple[str, float, int]]:
+    """fgm-train's way (train/experiments/experiment.py): a local copy made, then loaded; first copy, then up to date."""
+    from fgm_common.datasets import get_dataset
+    from fgm_common.store import FeatureStore
+    from fgm_common.store.mirror import local_copy
+    from train.fitting.data import load_features
+
+    out = []
+    calls.take()
+    for name in ("first copy + load", "up-to-date copy + load"):
+        t0 = time.perf_counter()
+        load_features(FeatureStore.open(local_copy(url, cache)), get_dataset("folder"))
+        out.append((name, time.perf_counter() - t0, sum(calls.take().values())))
+    return out
+
+
 def extraction_requests(bucket: str, calls: Calls, tmp: str) -> tuple[Counter, Counter]:
     """S3 calls of one in-process extraction of 6 tiny videos and of 12: (per more video, per run)."""
     from extract.api import extract, make_config
@@ -193,6 +210,8 @@ def main() -> None:
                 sec, n = time_load(root + "train.zarr", args.rounds, calls)
                 print(f"load {args.entries} entries {place:20s} median {sec:6.2f} s"
                       + (f"  {n} requests ({n / args.entries:.1f} per entry)" if n else ""))
+            for name, sec, n in time_copied_load(f"{bucket}/train.zarr", f"{tmp}/cache", calls):
+                print(f"load {args.entries} entries s3, {name:24s} {sec:6.2f} s  {n} requests")
             per_video, run = extraction_requests(bucket, calls, tmp)
             print(f"fgm-extract on s3: per video {fmt(per_video)}; per run {fmt(run)}")
         print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 
 from extract.clip_model import FrozenClip, file_sha256, input_size, last_vision_block, state_sha256
+from fgm_common.cache import cache_root
 
 OPSET = 17
-ENV_CACHE = "FGM_CACHE_DIR"
 # onnxruntime.quantization.quantize_dynamic's settings for onnx-int8: int8 weights per output channel
 # (more faithful where pretrained weights have outlier channels); only MatMul/Gemm, because an int8
 # patch-embedding Conv (ConvInteger) ran slower than the fp32 one; 7-bit weights (reduce_range), because
@@ -32,10 +32,9 @@ QUANTIZATION = {"method": "onnxruntime.quantization.quantize_dynamic", "weight_t
 QUANT_TAG = "int8-" + hashlib.sha256(json.dumps(QUANTIZATION, sort_keys=True).encode()).hexdigest()[:6]  # file name
 
 
-def cache_root(cache_dir: str | None = None) -> Path:
-    """Where exported towers live: `cache_dir`, else $FGM_CACHE_DIR, else ~/.cache/fgm; then /onnx."""
-    base = cache_dir or os.environ.get(ENV_CACHE) or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fgm"
-    return Path(base) / "onnx"
+def onnx_root(cache_dir: str | None = None) -> Path:
+    """Where exported towers live: the fgm cache (fgm_common/cache.py), then /onnx."""
+    return cache_root(cache_dir) / "onnx"
 
 
 class _Visual(torch.nn.Module):
@@ -101,7 +100,7 @@ def onnx_tower_path(clip: FrozenClip, tokens: bool, int8: bool, cache_dir: str |
     weights = weights_key(clip)
     precision, outputs = QUANT_TAG if int8 else "fp32", "tokens" if tokens else "emb"
     stem = f"{clip.name.replace('/', '_')}-{weights}-{precision}-{outputs}-op{OPSET}"
-    root = cache_root(cache_dir)
+    root = onnx_root(cache_dir)
     path, sidecar = root / f"{stem}.onnx", root / f"{stem}.json"
     if path.is_file() and sidecar.is_file():
         recorded = json.loads(sidecar.read_text()).get("sha256")

@@ -30,6 +30,11 @@ def require_filesystem(url: str) -> None:
         raise StoreError(f"{url} is on object storage, which needs {module}: pip install 'fgm[{extra}]'") from e
 
 
+def is_remote(url: str) -> bool:
+    """Whether `url` is on object storage (s3://, ...), where every read is a network request."""
+    return get_protocol(url) in _OPTIONAL
+
+
 def storage_options(url: str) -> dict[str, Any]:
     """Options of the fsspec filesystem of `url`: on object storage, listings asked afresh and one GET per read.
 

@@ -116,3 +116,33 @@ def test_s3_without_s3fs_is_one_line_naming_the_extra(monkeypatch):
         with pytest.raises(StoreError) as err:
             open_store()
         assert str(err.value) == "s3://bucket/store.zarr is on object storage, which needs s3fs: pip install 'fgm[s3]'"
+
+
+def test_a_local_copy_mirrors_the_bucket_and_fetches_only_what_changed(s3_bucket, tmp_path):
+    """fgm-train reads a bucket store through a local copy: the same entries; a second copy fetches only the new entry."""
+    from pathlib import Path
+
+    from fgm_common.store.mirror import local_copy
+
+    url = f"{s3_bucket}/store.zarr"
+    store = FeatureStore.create_or_open(url, CONFIG, {})
+    rng = np.random.default_rng(0)
+    arrays = {"clip": rng.normal(size=(4, 8)), "flow": rng.normal(size=(3, 2, 6, 6))}
+    store.write_entry("a/one.mp4", arrays, {"label": "a"})
+    store.record_weights({"model": "m", "weights_sha256": "e" * 64})
+    from extract.claims import Leases  # a lease in the bucket is not copied: it says who works now
+    Leases(url, "someone").take("a/two.mp4")
+
+    path = local_copy(url, str(tmp_path / "cache"))
+    copy = FeatureStore.open(path)
+    assert [e.key for e in copy.entries()] == ["a/one.mp4"] and copy.clip_identity["weights_sha256"] == "e" * 64
+    np.testing.assert_array_equal(copy.read("a/one.mp4", ("clip",))["clip"], arrays["clip"].astype(np.float32))
+    assert not (Path(path) / "claims").exists() or not any((Path(path) / "claims").rglob("*.json"))
+
+    before = {p: p.stat().st_mtime_ns for p in Path(path).rglob("*") if p.is_file() and p.name != ".fgm-copy.json"}
+    store.write_entry("b/two.mp4", arrays, {"label": "b"})
+    assert local_copy(url, str(tmp_path / "cache")) == path
+    assert [e.key for e in FeatureStore.open(path).entries()] == ["a/one.mp4", "b/two.mp4"]
+    unchanged = {p: p.stat().st_mtime_ns for p in before}
+    assert unchanged == before  # what was already copied was not fetched again
+    assert local_copy(str(tmp_path / "plain.zarr")) == str(tmp_path / "plain.zarr")  # a local store is read in place

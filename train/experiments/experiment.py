@@ -13,6 +13,7 @@ from fgm_common.console import console
 from fgm_common.datasets import get_dataset
 from fgm_common.options import resolve_device
 from fgm_common.store import TOKENS, FeatureStore, StoreError
+from fgm_common.store.mirror import local_copy
 from train.parts.classifier import needs_text_tokens
 from train.fitting.data import FeatureSet, load_features
 from train.experiments.metrics import METRICS, accuracy, among, classification_metrics, mean_std
@@ -132,7 +133,8 @@ def run_experiment(exp: Experiment) -> dict:
 
     if exp.tensorboard is not None:
         summary_writer_class()  # refused (what to install) before the store is read
-    store = FeatureStore.open(exp.store)
+    store = FeatureStore.open(local_copy(exp.store))  # object storage: read through a local copy, updated now
+    store.url = exp.store  # what checkpoints and reports name
     dataset = get_dataset(exp.dataset, exp.annotations)
     if exp.split.protocol == "auto" and getattr(dataset, "protocol", "auto") != "auto":
         exp = replace(exp, split=replace(exp.split, protocol=dataset.protocol))  # the dataset's own protocol
