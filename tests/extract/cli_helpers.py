@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import sys
 from pathlib import Path
 
 import cv2
@@ -12,6 +14,7 @@ import numpy as np
 from extract.sampling import uniform_indices
 from extract.video import open_source
 from fgm_common.store import FLOW_ARRAYS, FRAME_ARRAYS, FeatureStore
+from tests.conftest import TINY_ARGS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FRAMES = 6  # what the run_extract_cli fixture samples per video
@@ -57,3 +60,16 @@ def decoded_frames(path: str, n: int) -> list[np.ndarray]:
     source = open_source(path)
     return [f.rgb for f in source.iter_frames(uniform_indices(source.probe().n_frames, n))]
 
+
+def more_videos(tiny_videos: Path, dst: Path, copies: int) -> int:
+    """`copies` renamed copies of every tiny video (distinct keys, same content); returns the count."""
+    shutil.copytree(tiny_videos, dst)
+    for video in sorted(dst.rglob("*.mp4")):
+        for i in range(1, copies):
+            shutil.copy2(video, video.with_name(f"{video.stem}_copy{i}.mp4"))
+    return len(list(dst.rglob("*.mp4")))
+
+
+def extract_command(videos: Path, url: str, *extra: str, frames: int) -> list[str]:
+    """`python -m extract.cli VIDEOS --out URL` with the tiny model, as a subprocess runs it."""
+    return [sys.executable, "-m", "extract.cli", str(videos), "--out", url, *TINY_ARGS, "--frames", str(frames), *extra]

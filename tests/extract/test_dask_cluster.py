@@ -18,7 +18,7 @@ from extract.claims import Leases
 from fgm_common.store import FeatureStore, StoreError
 from tests.conftest import TINY_ARGS
 from tests.extract.cli_helpers import REPO_ROOT, check_whole
-from tests.extract.test_sharing import _more_videos
+from tests.extract.cli_helpers import more_videos
 
 FRAMES = 4
 # the CLI of the running interpreter's environment first, so an unactivated venv's python finds its own
@@ -107,7 +107,7 @@ def _cluster(tmp_path: Path, videos: Path, url: str, scheduler_env: dict[str, st
 def _killed_mid_run(tmp_path: Path, tiny_videos: Path, scheduler_env: dict[str, str] | None = None):
     """Run fgm-extract on a fresh cluster, SIGKILL a busy worker (nanny and worker: the machine is gone) after
     the first entry; -> (store url, video keys, the driver's exit code, its output)."""
-    n = _more_videos(tiny_videos, tmp_path / "videos", copies=6)
+    n = more_videos(tiny_videos, tmp_path / "videos", copies=6)
     url = str(tmp_path / "store.zarr")
     with _cluster(tmp_path, tmp_path / "videos", url, scheduler_env) as (procs, victim):
         _kill_group(procs.pop(victim))

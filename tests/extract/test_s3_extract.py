@@ -19,7 +19,9 @@ from extract.cli import export_app
 from extract.inspect_cli import info_app, show_app
 from fgm_common.store import FeatureStore, StoreError
 from tests.extract.cli_helpers import REPO_ROOT, check_whole, flat
-from tests.extract.test_sharing import FRAMES, _command, _more_videos
+from tests.extract.cli_helpers import extract_command, more_videos
+
+FRAMES = 4
 from tests.s3_helpers import moto_endpoint, s3_bucket, s3_env  # noqa: F401 (fixtures)
 
 
@@ -106,9 +108,10 @@ def _complete(url: str) -> int:
 
 @pytest.mark.slow
 def test_a_process_killed_on_s3_is_finished_by_the_next(tiny_videos, s3_bucket, tmp_path):
-    n = _more_videos(tiny_videos, tmp_path / "videos", copies=2)
+    n = more_videos(tiny_videos, tmp_path / "videos", copies=2)
     url = f"{s3_bucket}/store.zarr"
-    command = _command(tmp_path / "videos", url, "--lease-seconds", "2")  # the moto endpoint travels in os.environ
+    # the moto endpoint travels in os.environ
+    command = extract_command(tmp_path / "videos", url, "--lease-seconds", "2", frames=FRAMES)
     first = subprocess.Popen([*command, "--batch-size", "2"], cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 180

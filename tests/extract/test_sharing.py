@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,8 +18,7 @@ from fgm_common.config import FlowConfig
 from fgm_common.store import FeatureStore, entry_id
 from fgm_common.store.layout import CLAIMS
 from fgm_common.store.objects import JsonObjects
-from tests.conftest import TINY_ARGS
-from tests.extract.cli_helpers import REPO_ROOT, check_whole
+from tests.extract.cli_helpers import REPO_ROOT, check_whole, extract_command, more_videos
 
 FRAMES = 4
 TINY = {"clip_model": "fgm-tiny-vit", "pretrained": "none", "frames": FRAMES,
@@ -84,28 +81,16 @@ def test_a_dead_process_video_is_taken_over_when_its_lease_expires(tiny_videos, 
 
 # ---- real processes --------------------------------------------------------------------------------
 
-def _more_videos(tiny_videos: Path, dst: Path, copies: int) -> int:
-    """`copies` renamed copies of every tiny video (distinct keys, same content); returns the count."""
-    shutil.copytree(tiny_videos, dst)
-    for video in sorted(dst.rglob("*.mp4")):
-        for i in range(1, copies):
-            shutil.copy2(video, video.with_name(f"{video.stem}_copy{i}.mp4"))
-    return len(list(dst.rglob("*.mp4")))
-
-
-def _command(videos: Path, url: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "extract.cli", str(videos), "--out", url, *TINY_ARGS, "--frames", str(FRAMES), *extra]
-
-
 def _runs(url: str) -> list[dict]:
     return FeatureStore.open(url).runs()
 
 
 @pytest.mark.slow
 def test_two_processes_started_together_extract_each_video_once(tiny_videos, tmp_path):
-    n = _more_videos(tiny_videos, tmp_path / "videos", copies=4)
+    n = more_videos(tiny_videos, tmp_path / "videos", copies=4)
     url = str(tmp_path / "store.zarr")
-    procs = [subprocess.Popen(_command(tmp_path / "videos", url), cwd=REPO_ROOT, stdout=subprocess.PIPE,
+    command = extract_command(tmp_path / "videos", url, frames=FRAMES)
+    procs = [subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
@@ -118,10 +103,11 @@ def test_two_processes_started_together_extract_each_video_once(tiny_videos, tmp
 
 @pytest.mark.slow
 def test_a_process_killed_half_way_is_finished_by_the_next(tiny_videos, tmp_path):
-    n = _more_videos(tiny_videos, tmp_path / "videos", copies=6)
+    n = more_videos(tiny_videos, tmp_path / "videos", copies=6)
     url = str(tmp_path / "store.zarr")
     # one video at a time through the towers, so the kill lands between entries and inside one
-    first = subprocess.Popen(_command(tmp_path / "videos", url, "--lease-seconds", "3", "--batch-size", "2"),
+    first = subprocess.Popen(extract_command(tmp_path / "videos", url, "--lease-seconds", "3", "--batch-size", "2",
+                                             frames=FRAMES),
                              cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and first.poll() is None:
@@ -133,7 +119,8 @@ def test_a_process_killed_half_way_is_finished_by_the_next(tiny_videos, tmp_path
     first.wait()
     done_before = len(FeatureStore.open(url).entries())
     assert 0 < done_before < n
-    second = subprocess.run(_command(tmp_path / "videos", url, "--lease-seconds", "3"), cwd=REPO_ROOT,
+    second = subprocess.run(extract_command(tmp_path / "videos", url, "--lease-seconds", "3", frames=FRAMES),
+                            cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stdout + second.stderr
     [run] = _runs(url)  # the killed process never recorded its run
