@@ -176,6 +176,12 @@ def _quiet_random_init() -> Iterator[None]:
         root.removeFilter(quiet)
 
 
+def architecture(name: str) -> torch.nn.Module:
+    """open_clip's model `name` with random weights, in eval mode: for counting parameters and FLOPs."""
+    with _quiet_random_init():
+        return open_clip.create_model(name, pretrained=None).eval()
+
+
 def load_clip(name: str, pretrained: str, random_seed: int = 0, device: str = "auto",
               cache_dir: str | None = None) -> FrozenClip:
     """Build an open_clip model frozen in eval mode; raise ClipWeightsError naming the ways out."""

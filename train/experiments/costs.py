@@ -27,11 +27,9 @@ def flops(fn, *args) -> float:
 
 def backbone_costs(clip_model_name: str, n_frames: int) -> dict:
     """CLIP image tower per video (n_frames images): params (M) and GFLOPs. Architecture only, no weights needed."""
-    import open_clip
+    from extract.clip_model import architecture, input_size  # importing it also registers fgm's small configs
 
-    from extract.clip_model import input_size  # importing it also registers fgm's small configs
-
-    model = open_clip.create_model(clip_model_name, pretrained=None).eval()
+    model = architecture(clip_model_name)  # random weights, said nowhere: only its size is counted
     size = input_size(model)
     image = torch.zeros(1, 3, size, size)
     per_image = flops(model.encode_image, image)
