@@ -1,0 +1,95 @@
+"""People (and objects) in a frame: the `DETECTORS` registry, each mapping an RGB frame to scored boxes.
+
+The paper's first stage (Fig. 1a) finds humans and objects in every frame. `hog` is OpenCV's own
+HOG people detector: trained weights that ship with OpenCV, so it works offline everywhere,
+persons only. Boxes are normalised to the frame, (x0, y0, x1, y1) in [0, 1], so they mean the same
+whatever resolution a video has. Not yet wired into fgm-extract (issue 15): this module and
+extract/tracks.py are the library the store's box arrays will be made with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import numpy as np
+
+PERSON = 0  # class index of a person; object classes of a detector that has them follow
+
+DETECTORS: dict[str, Callable[..., "Detector"]] = {}  # name -> factory(**settings)
+
+
+def register_detector(name: str) -> Callable:
+    def add(factory: Callable[..., Detector]) -> Callable[..., Detector]:
+        DETECTORS[name] = factory
+        return factory
+
+    return add
+
+
+def make_detector(name: str, **settings) -> Detector:
+    """The registered detector `name`; ValueError naming the choices."""
+    if name not in DETECTORS:
+        raise ValueError(f"--detector {name!r} is not one of {sorted(DETECTORS) + ['none']}")
+    return DETECTORS[name](**settings)
+
+
+@dataclass(frozen=True)
+class Boxes:
+    """The boxes found in one frame, best first: xyxy (K, 4) f32 normalised, scores (K,) f32, classes (K,) i64."""
+
+    xyxy: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    @staticmethod
+    def empty() -> Boxes:
+        return Boxes(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+
+
+class Detector:
+    """Finds up to `top_k` boxes in an RGB frame (H, W, 3) uint8."""
+
+    top_k: int
+
+    def __call__(self, rgb: np.ndarray) -> Boxes:
+        raise NotImplementedError
+
+
+@register_detector("hog")
+class HogPeople(Detector):
+    """OpenCV's default HOG people detector (a linear SVM over 64 x 128 windows), persons only.
+
+    The frame is first given a replicated border of `border` x its height on each side: the
+    detector's window needs margin around a person, and a person who fills the frame height (arms
+    raised above the head) has none. The padded frame is then resized to `width` pixels, which sets
+    the smallest person found and the cost.
+    """
+
+    def __init__(self, top_k: int = 4, width: int = 240, border: float = 0.5, min_score: float = 0.0,
+                 nms_iou: float = 0.4):
+        self.top_k, self.width, self.border, self.min_score, self.nms_iou = top_k, width, border, min_score, nms_iou
+        self._hog = cv2.HOGDescriptor()
+        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+
+    def __call__(self, rgb: np.ndarray) -> Boxes:
+        h, w = rgb.shape[:2]
+        pad = int(round(self.border * h))
+        padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        scale = self.width / padded.shape[1]
+        small = cv2.resize(padded, (self.width, max(1, int(round(padded.shape[0] * scale)))),
+                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        rects, weights = self._hog.detectMultiScale(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), winStride=(8, 8),
+                                                    padding=(16, 16), scale=1.05)
+        if len(rects) == 0:
+            return Boxes.empty()
+        scores = np.ravel(weights).astype(np.float32)
+        keep = cv2.dnn.NMSBoxes([list(map(int, r)) for r in rects], scores.tolist(), self.min_score, self.nms_iou)
+        keep = np.ravel(keep)[: self.top_k] if len(keep) else np.zeros(0, np.int64)  # NMSBoxes: best first
+        x, y, bw, bh = (np.asarray(rects, np.float32)[keep] / scale).T  # padded frame's pixels
+        xyxy = np.stack([(x - pad) / w, (y - pad) / h, (x + bw - pad) / w, (y + bh - pad) / h], 1)  # (K, 4)
+        return Boxes(np.clip(xyxy, 0.0, 1.0).astype(np.float32), scores[keep], np.full(len(keep), PERSON))
