@@ -188,7 +188,7 @@ def _made_table(info: StoreInfo) -> Table:
 def _entries_table(info: StoreInfo) -> Table:
     table = Table(title="entries", show_header=False, title_justify="left")
     table.add_row("complete", str(info.complete))
-    table.add_row("incomplete (redone by the next run)", str(info.incomplete))
+    table.add_row("incomplete (being written, or redone next run)", str(info.incomplete))
     table.add_row("failed", str(info.failed))
     for reason, n in info.failure_reasons.items():
         table.add_row(f"  {reason}", str(n))

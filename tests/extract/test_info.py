@@ -64,7 +64,7 @@ def test_summary_counts_entries_failures_and_classes(small):
 
 def test_info_prints_counts_reasons_and_the_random_weights_warning(small):
     out = info_output(small.url)
-    assert "complete 2" in out and "incomplete (redone by the next run) 0" in out and "failed 3" in out
+    assert "complete 2" in out and "incomplete (being written, or redone next run) 0" in out and "failed 3" in out
     assert "not-a-video 2" in out and "empty-file 1" in out
     assert "circle_clockwise 1" in out and "swing_slow 1" in out
     assert "WARNING: CLIP weights are RANDOM (pretrained 'none')" in out
@@ -82,7 +82,7 @@ def test_incomplete_entries_are_counted(small, tmp_path):
     store.root[VIDEOS][store.entries()[0].id].attrs["complete"] = False  # as a run killed while writing it
     info = summarize(FeatureStore.open(url))
     assert (info.complete, info.incomplete) == (1, 1) and info.classes == {"circle_clockwise": 0, "swing_slow": 1}
-    assert "incomplete (redone by the next run) 1" in info_output(url)
+    assert "incomplete (being written, or redone next run) 1" in info_output(url)
 
 
 def test_no_warning_for_pretrained_weights(small):
