@@ -79,9 +79,10 @@ def run_dask(todo: list[VideoItem], config: ExtractConfig, store_url: str, optio
 def _lost(store: FeatureStore, key: str, run_id: str, error: Exception):
     """The Result of a video whose chunk was lost with its worker: done if the worker wrote its entry first."""
     from extract.batching import Result
+    from extract.fingerprint import recorded_fingerprint
 
     meta = store.entry_meta(key) or {}
     if meta.get("complete") and meta.get("run_id") == run_id:
         return Result(key, True, meta["num_frames"], meta.get("extract_seconds", 0.0),
-                      fingerprint={k: meta[k] for k in ("size", "mtime_ns", "sha256")})
+                      fingerprint=recorded_fingerprint(meta))
     return Result(key, False, reason="worker-error", message=f"{type(error).__name__}: {error}")

@@ -6,6 +6,14 @@ import hashlib
 from pathlib import Path
 
 
+FINGERPRINT = ("size", "mtime_ns", "sha256")  # the keys an entry's attrs and a failure record keep
+
+
+def recorded_fingerprint(meta: dict) -> dict:
+    """The source's fingerprint as an entry's attrs record it."""
+    return {k: meta[k] for k in FINGERPRINT}
+
+
 def stat_fingerprint(path: str | Path) -> tuple[int, int]:
     """(size in bytes, mtime in ns) of a file, or summed/maxed over a frame folder."""
     p = Path(path)

@@ -44,6 +44,7 @@ from extract.batching import Chunk, ConsumerGone, Done, Elsewhere, Failed, Frame
 from extract.clip_model import load_clip
 from extract.clip_runtime import image_tower
 from extract.early import EarlyDecode, Handover
+from extract.fingerprint import recorded_fingerprint
 from extract.flow import FlowComputer
 from extract.inputs import VideoItem
 from extract.preprocess import preprocessor
@@ -240,7 +241,7 @@ class Extractor:
             seconds = time.perf_counter() - msg.started
             meta = dict(msg.meta, extract_seconds=round(seconds, 4))
             res = Result(msg.item.key, True, len(arrays[CLIP]), seconds,
-                         fingerprint={k: msg.meta[k] for k in ("size", "mtime_ns", "sha256")})
+                         fingerprint=recorded_fingerprint(msg.meta))
             writer.submit(res, arrays, meta)
         elif isinstance(msg, Elsewhere):
             writer.submit(Result(msg.item.key, False, 0, 0.0, reason="elsewhere", elsewhere=msg.owner))

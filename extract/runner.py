@@ -140,7 +140,8 @@ def run_extract(discovery: Discovery, config: ExtractConfig, store_url: str, opt
         if res.ok:
             summary.extracted += 1
             summary.frames += res.frames
-            store.clear_failure(res.key)
+            if res.key in sharing.failed_before:  # no request per video for the others
+                store.clear_failure(res.key)
         else:
             summary.failed.append(res)
             store.record_failure(res.key, {"reason": res.reason, "message": res.message, "run_id": run_id,

@@ -17,10 +17,9 @@ from typing import Callable
 
 import zarr
 
-from fgm_common.store.layout import CLAIMS, FAILURES, RUNS, VIDEOS, WEIGHTS, StoreError
+from fgm_common.store.layout import CLAIMS, FOLDERS, StoreError
 from fgm_common.store.objects import JsonObjects
 
-FOLDERS = (VIDEOS, FAILURES, RUNS, WEIGHTS, CLAIMS)
 MARKER = "creation.json"
 MAKER_SECONDS = 60.0  # longer than making a store takes (prepare may download backbone weights)
 

@@ -92,7 +92,7 @@ class FeatureStore:
         store = cls(root, url)
         store._check_schema()
         if root.attrs["schema_version"] == 1:
-            upgrade_v1(root, JsonObjects(url, WEIGHTS))
+            upgrade_v1(store)
         stored = store.config
         grown = grown_config(stored, config)
         if grown is None:

@@ -42,6 +42,7 @@ SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 VIDEOS, FAILURES, RUNS, TEXT = "videos", "failures", "runs", "text"
 WEIGHTS, CLAIMS = "weights", "claims"  # folders of JSON objects written through fsspec (store/objects.py)
+FOLDERS = (VIDEOS, FAILURES, RUNS, WEIGHTS, CLAIMS)  # made with the store (TEXT comes with the first text)
 # Entry array names: every other module spells them through these.
 CLIP, TIMESTAMPS, FRAME_INDEX = "clip", "timestamps_ms", "frame_index"
 FLOW, FLOW_HIST, FLOW_TS = "flow", "flow_hist", "flow_ts_ms"

@@ -9,29 +9,31 @@ is written last, so an interrupted upgrade is simply done again.
 
 from __future__ import annotations
 
-import zarr
+from typing import TYPE_CHECKING
 
-from fgm_common.store.layout import CLAIMS, FAILURES, RUNS, SCHEMA_VERSION, TEXT, TEXT_ARRAYS, VIDEOS, WEIGHTS, \
-    entry_id, weights_name
-from fgm_common.store.objects import JsonObjects
+from fgm_common.store.layout import FOLDERS, SCHEMA_VERSION, TEXT, TEXT_ARRAYS, weights_name
 from fgm_common.store.text_side import write_text
+
+if TYPE_CHECKING:
+    from fgm_common.store.feature_store import FeatureStore
 
 _V1_ATTRS = ("failures", "runs", "classes", "clip_identity", "backbone_identity")
 
 
-def upgrade_v1(root: zarr.Group, weights: JsonObjects) -> None:
+def upgrade_v1(store: FeatureStore) -> None:
     """Move a version 1 store's root-attrs records and text to their version 2 places; set schema_version 2."""
+    root = store.root
     attrs = dict(root.attrs)
-    for folder in (VIDEOS, FAILURES, RUNS, WEIGHTS, CLAIMS):
+    for folder in FOLDERS:
         root.require_group(folder)
     for key, record in attrs.get("failures", {}).items():
-        root[FAILURES].create_group(entry_id(key), attributes={**record, "key": key}, overwrite=True)
+        store.record_failure(key, record)
     for run in attrs.get("runs", []):
-        root[RUNS].create_group(run["run_id"], attributes=run, overwrite=True)
+        store.add_run(run)
     if attrs.get("clip_identity"):
-        weights.create(weights_name(None), attrs["clip_identity"])
+        store.weights.create(weights_name(None), attrs["clip_identity"])
     for name, identity in attrs.get("backbone_identity", {}).items():
-        weights.create(weights_name(name), identity)
+        store.weights.create(weights_name(name), identity)
     if TEXT in root and "sentence_emb" in root[TEXT]:
         old = root[TEXT]
         arrays = {k: old[k][:] for k in TEXT_ARRAYS}
