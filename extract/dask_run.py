@@ -6,6 +6,7 @@ import math
 from typing import TYPE_CHECKING, Callable
 
 from extract.inputs import VideoItem
+from extract.produce import Claim
 from fgm_common.config import ExtractConfig
 from fgm_common.store import FeatureStore
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 
 def run_dask(todo: list[VideoItem], config: ExtractConfig, store_url: str, options: RunOptions,
              run_id: str, record: Callable, workers: dict[str, dict],
-             claim: Callable[[VideoItem], str | None] | None = None) -> None:
+             claim: Claim | None = None) -> None:
     """Chunks of videos to dask workers; each worker writes its own entries, the driver records results
     and, in `workers`, each worker's tower identity (its fidelity check included).
 

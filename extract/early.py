@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 
 from extract.batching import Frame
 from extract.flow import FlowComputer
 from extract.inputs import VideoItem
-from extract.produce import produce
+from extract.produce import Claim, produce
 from fgm_common.config import ExtractConfig
 
 # Raw frames held at most (640 x 480 RGB is 0.9 MB a frame). Start-up lasts seconds, the producer
@@ -72,7 +72,7 @@ class EarlyDecode:
     """Runs `produce` over `items` in a thread, frames kept raw, until `hand_over()` or EARLY_BYTES."""
 
     def __init__(self, items: list[VideoItem], config: ExtractConfig, run_id: str = "",
-                 budget: int = EARLY_BYTES, claim: Callable[[VideoItem], str | None] | None = None):
+                 budget: int = EARLY_BYTES, claim: Claim | None = None):
         self._items, self._config, self._run_id, self._budget = items, config, run_id, budget
         self._claim = claim  # asked before each video, as the producer asks (extract/produce.py)
         self._stop = threading.Event()

@@ -48,15 +48,13 @@ from extract.fingerprint import recorded_fingerprint
 from extract.flow import FlowComputer
 from extract.inputs import VideoItem
 from extract.preprocess import preprocessor
-from extract.produce import produce
+from extract.produce import Claim, produce
 from extract.threads import EntryWriter, ordered_messages, release_free_memory
 from fgm_common.config import ExtractConfig
 from fgm_common.store import CLIP, TOKENS, FeatureStore
 
 if TYPE_CHECKING:
     from extract.runner import RunOptions
-
-Claim = Callable[[VideoItem], "str | None"]  # see extract/produce.py
 
 
 def default_decode_threads(clip_device: str) -> int:
@@ -84,7 +82,6 @@ class Extractor:
         self.tower = image_tower(config.clip_runtime, self.clip, config.tokens, cache_dir)
         self.preprocess = preprocessor(config.preprocess, self.clip.preprocess)  # frames -> (n, 3, S, S)
         self._fidelity_checked = False
-        self._one_thread = threading.local()  # which threads have set torch to one thread (_prepare)
         if self.clip.device == "cpu":
             cv2.setNumThreads(1)  # torch owns the cores (module docstring)
         self.decode_threads = decode_threads or default_decode_threads(self.clip.device)
@@ -121,12 +118,11 @@ class Extractor:
 
     def _prepare(self, rgb: np.ndarray) -> Frame:
         """A decoded RGB frame (H, W, 3) -> the towers' input: CLIP's preprocessing (3, S, S), each backbone's own."""
-        if not getattr(self._one_thread, "set", False):
+        if torch.get_num_threads() != 1:
             # The preprocessing's tensor ops are tiny: a team of torch threads here only waits for cores
             # the towers hold (to_tensor took ~4x its one-thread time beside two ONNX sessions). The
             # producer thread starts before the tower threads set the process default, so set it here.
             torch.set_num_threads(1)
-            self._one_thread.set = True
         return Frame(self.preprocess([rgb])[0], {name: net.preprocess_frame(rgb) for name, net in self.backbones.items()})
 
     def _messages(self, items: list[VideoItem], early: EarlyDecode | None = None,

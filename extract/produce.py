@@ -21,12 +21,16 @@ from extract.video import VideoError, open_source
 from fgm_common.config import ExtractConfig
 from fgm_common.store import FLOW, FLOW_HIST, FLOW_TS, FRAME_INDEX, TIMESTAMPS
 
+# Asked before a video is decoded: None lets this process go on, else the owner of the video's lease
+# (extract/sharing.py's Sharing.claim).
+Claim = Callable[[VideoItem], "str | None"]
+
 # Exceptions a bad video can raise anywhere in decoding or flow; anything else is a bug and propagates.
 VIDEO_FAILURES = (VideoError, cv2.error, OSError, ValueError, RuntimeError)
 
 
 def produce(item: VideoItem, config: ExtractConfig, flow: FlowComputer, prepare: Callable[[np.ndarray], Frame],
-            run_id: str, claim: Callable[[VideoItem], str | None] | None = None) -> Iterator[object]:
+            run_id: str, claim: Claim | None = None) -> Iterator[object]:
     """One video -> a Frame per sampled frame, then Done, or Failed as soon as anything fails.
 
     `prepare` turns a decoded RGB frame (H, W, 3) into the Frame the towers take (Extractor._prepare),
