@@ -14,7 +14,7 @@ from typing import Callable
 
 from extract.inputs import Discovery, apply_dataset, discover
 from extract.runner import RunOptions, Summary, run_extract
-from fgm_common.config import ExtractConfig, FlowConfig
+from fgm_common.config import DetectConfig, ExtractConfig, FlowConfig
 from fgm_common.texts import load_descriptions
 
 
@@ -29,6 +29,7 @@ def make_config(frames: int = ExtractConfig.num_frames, fps: float = ExtractConf
     """
     # nothing here imports torch: the run's early decoding starts before torch loads (extract/early.py)
     from extract.clip_runtime import runtime_spec
+    from extract.detect import check_name as check_detector
     from extract.fingerprint import content_sha256
     from extract.flow import resolve_backend
     from extract.preprocess import check_name
@@ -43,11 +44,15 @@ def make_config(frames: int = ExtractConfig.num_frames, fps: float = ExtractConf
         weights, weights_sha = resolve_weights(backbones, backbone_weights or weights)
     pretrained = settings.get("pretrained", ExtractConfig.pretrained)
     flow = FlowConfig(backend=flow) if isinstance(flow, str) else flow
+    detect = settings.pop("detect", DetectConfig())
+    check_detector(detect.name)  # ValueError naming the registered detectors
+    if detect.weights and Path(detect.weights).is_file():  # a local file is named by its bytes, like CLIP's
+        detect = replace(detect, sha256=content_sha256(detect.weights))
     config = ExtractConfig(
         sampling="fps" if fps > 0 else "uniform", num_frames=frames, fps=fps,
         flow=replace(flow, backend=resolve_backend(flow.backend)),
         clip_sha256=content_sha256(pretrained) if Path(pretrained).is_file() else "",
-        backbones=backbones, backbone_weights=weights, backbone_sha256=weights_sha, **settings,
+        backbones=backbones, backbone_weights=weights, backbone_sha256=weights_sha, detect=detect, **settings,
     )
     config.validate()
     runtime_spec(config.clip_runtime)  # ValueError naming the registered runtimes

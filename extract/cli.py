@@ -13,7 +13,7 @@ from rich.markup import escape
 from extract.flow import FLOW_BACKENDS
 from extract.inspect_cli import info_app, show_app
 from extract.runner import RunOptions
-from fgm_common.config import ExtractConfig, FlowConfig
+from fgm_common.config import DetectConfig, ExtractConfig, FlowConfig
 from fgm_common.console import console, progress_bar, run_then_exit
 from fgm_common.options import Device, Quiet, StoreArg
 
@@ -78,6 +78,14 @@ def extract(
                                                   "consecutive sampled frames.")] = FlowConfig.pairs,
     flow_size: Annotated[int, typer.Option(help="Short side (px) frames are resized to before flow.")] = FlowConfig.compute_size,
     flow_grid: Annotated[int, typer.Option(help="Stored flow fields are GRID x GRID (float16).")] = FlowConfig.grid,
+    detector: Annotated[str, typer.Option(help="Find people (and objects) in every sampled frame and store their "
+                                               "boxes, tracks and flow (for fgm-train's region variants): none, "
+                                               "hog (OpenCV's built-in people detector, offline) or detr (needs "
+                                               "fgm[detr]). Part of the store's config.")] = DetectConfig.name,
+    detector_top_k: Annotated[int, typer.Option(min=1, help="Boxes kept per frame, best first.")] = DetectConfig.top_k,
+    detector_weights: Annotated[str, typer.Option(help="detr weights: a hub tag (empty = the "
+                                                       "detector's default, docs/design-choices.md), a local "
+                                                       "directory or file, or 'none' (random, for tests).")] = DetectConfig.weights,
     template: Annotated[Optional[list[str]], typer.Option(help="Text template with {label}; repeat for several.")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="Label entries with a dataset adapter (kth, ucf-sports, ...; see "
                                                        "docs/datasets.md) and encode its class descriptions.")] = None,
@@ -118,7 +126,7 @@ def extract(
         config = make_config(frames=frames, fps=fps, flow=flow_config, backbone_weights=backbone_weights,
                              clip_model=clip_model, pretrained=pretrained, random_seed=random_seed, tokens=tokens,
                              clip_runtime=clip_runtime, preprocess=preprocess, backbones=tuple(backbone or ()),
-                             **settings)
+                             detect=DetectConfig(detector, detector_top_k, detector_weights), **settings)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         console.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)

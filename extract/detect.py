@@ -3,8 +3,9 @@
 The paper's first stage (Fig. 1a) finds humans and objects in every frame. `hog` is OpenCV's own
 HOG people detector: trained weights that ship with OpenCV, so it works offline everywhere,
 persons only. Boxes are normalised to the frame, (x0, y0, x1, y1) in [0, 1], so they mean the same
-whatever resolution a video has. Not yet wired into fgm-extract (issue 15): this module and
-extract/tracks.py are the library the store's box arrays will be made with.
+whatever resolution a video has. A registered factory takes the store's `DetectConfig` and gives
+a Detector; fgm-extract's `--detector` picks it (extract/produce.py runs it on every sampled frame,
+extract/tracks.py links its boxes).
 """
 
 from __future__ import annotations
@@ -12,27 +13,39 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import hashlib
+
 import cv2
 import numpy as np
 
+from fgm_common.config import DetectConfig
+
 PERSON = 0  # class index of a person; object classes of a detector that has them follow
 
-DETECTORS: dict[str, Callable[..., "Detector"]] = {}  # name -> factory(**settings)
+DETECTORS: dict[str, Callable[[DetectConfig], "Detector"]] = {}  # name -> factory(config)
 
 
 def register_detector(name: str) -> Callable:
-    def add(factory: Callable[..., Detector]) -> Callable[..., Detector]:
+    def add(factory: Callable[[DetectConfig], Detector]) -> Callable[[DetectConfig], Detector]:
         DETECTORS[name] = factory
         return factory
 
     return add
 
 
-def make_detector(name: str, **settings) -> Detector:
-    """The registered detector `name`; ValueError naming the choices."""
-    if name not in DETECTORS:
-        raise ValueError(f"--detector {name!r} is not one of {sorted(DETECTORS) + ['none']}")
-    return DETECTORS[name](**settings)
+def check_name(name: str) -> None:
+    """ValueError naming the choices unless `name` is a registered detector or "none"."""
+    if name != "none" and name not in DETECTORS:
+        raise ValueError(f"--detector {name!r} is not one of {['none'] + sorted(DETECTORS)}")
+
+
+def make_detector(config: DetectConfig | str) -> Detector:
+    """The registered detector a DetectConfig (or a bare name, default settings) asks for; ValueError naming the choices."""
+    config = DetectConfig(name=config) if isinstance(config, str) else config
+    check_name(config.name)
+    if not config.enabled:
+        raise ValueError("--detector none makes no detector; check DetectConfig.enabled first")
+    return DETECTORS[config.name](config)
 
 
 @dataclass(frozen=True)
@@ -52,15 +65,19 @@ class Boxes:
 
 
 class Detector:
-    """Finds up to `top_k` boxes in an RGB frame (H, W, 3) uint8."""
+    """Finds up to `top_k` boxes in an RGB frame (H, W, 3) uint8; `identity()` names the weights that did."""
 
     top_k: int
 
     def __call__(self, rgb: np.ndarray) -> Boxes:
         raise NotImplementedError
 
+    def identity(self) -> dict:
+        """JSON-safe record of the weights (the store keeps it and refuses others): name, source, and the
+        hashes of fgm_common.identity.IDENTITY_HASHES that pin them (weights_sha256, file_sha256)."""
+        raise NotImplementedError
 
-@register_detector("hog")
+
 class HogPeople(Detector):
     """OpenCV's default HOG people detector (a linear SVM over 64 x 128 windows), persons only.
 
@@ -73,8 +90,14 @@ class HogPeople(Detector):
     def __init__(self, top_k: int = 4, width: int = 240, border: float = 0.5, min_score: float = 0.0,
                  nms_iou: float = 0.4):
         self.top_k, self.width, self.border, self.min_score, self.nms_iou = top_k, width, border, min_score, nms_iou
+        self._svm = np.asarray(cv2.HOGDescriptor_getDefaultPeopleDetector(), np.float32).ravel()
         self._hog = cv2.HOGDescriptor()
-        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        self._hog.setSVMDetector(self._svm)
+
+    def identity(self) -> dict:
+        # the SVM ships inside OpenCV: its coefficients' hash is what another OpenCV build must match
+        return {"name": "hog", "source": f"opencv {cv2.__version__} HOGDescriptor_getDefaultPeopleDetector",
+                "weights_sha256": hashlib.sha256(self._svm.tobytes()).hexdigest()}
 
     def __call__(self, rgb: np.ndarray) -> Boxes:
         h, w = rgb.shape[:2]
@@ -93,3 +116,12 @@ class HogPeople(Detector):
         x, y, bw, bh = (np.asarray(rects, np.float32)[keep] / scale).T  # padded frame's pixels
         xyxy = np.stack([(x - pad) / w, (y - pad) / h, (x + bw - pad) / w, (y + bh - pad) / h], 1)  # (K, 4)
         return Boxes(np.clip(xyxy, 0.0, 1.0).astype(np.float32), scores[keep], np.full(len(keep), PERSON))
+
+
+@register_detector("hog")
+def _hog(config: DetectConfig) -> HogPeople:
+    if config.weights:
+        raise ValueError(f"--detector hog uses OpenCV's built-in people SVM; it takes no weights "
+                         f"(got {config.weights!r})")
+    return HogPeople(top_k=config.top_k)
+

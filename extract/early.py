@@ -20,6 +20,7 @@ from typing import Iterator
 import numpy as np
 
 from extract.batching import Frame
+from extract.detect import make_detector
 from extract.flow import FlowComputer
 from extract.inputs import VideoItem
 from extract.produce import Claim, produce
@@ -89,12 +90,13 @@ class EarlyDecode:
 
     def _decode(self) -> None:
         flow = FlowComputer(self._config.flow)  # handed over with the stopped video's generator
+        detector = make_detector(self._config.detect) if self._config.detect.enabled else None
         held = 0
         for item in self._items:
             if self._stop.is_set():
                 return
             msgs: list = []
-            rest = produce(item, self._config, flow, raw_frame, self._run_id, self._claim)
+            rest = produce(item, self._config, flow, raw_frame, self._run_id, self._claim, detector)
             self._made.current = (item, msgs, rest)
             for msg in rest:
                 msgs.append(msg)

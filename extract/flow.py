@@ -200,10 +200,11 @@ def magnitude_edges(bins: int) -> np.ndarray:
     return np.geomspace(0.1, 20.0, bins - 1) if bins > 1 else np.zeros(0)
 
 
-def flow_histogram(flow: np.ndarray, bins: int) -> np.ndarray:
+def flow_histogram(flow: np.ndarray, bins: int, frame_width: int | None = None) -> np.ndarray:
     """(h, w, 2) pixels -> (2 * bins,) f32: [magnitude-weighted orientation | magnitude fractions].
 
-    Magnitudes are in % of the frame width per step, so any compute size gives the same numbers.
+    Magnitudes are in % of the frame width per step (`frame_width`, default w: a crop of the
+    field passes its frame's), so any compute size gives the same numbers.
     First half (HOF): orientation bin b is centred on b * 360 / bins degrees counter-clockwise from
     rightward as seen on screen (8 bins: 0 right, 2 up, 4 left, 6 down), each pixel adding its
     magnitude, divided by the pixel count (the half sums to the mean magnitude). Second half: the
@@ -215,7 +216,7 @@ def flow_histogram(flow: np.ndarray, bins: int) -> np.ndarray:
     u, v = flow[..., 0].reshape(-1), flow[..., 1].reshape(-1)  # (N,) each
     # y points down in images: negate v so that "up" is +90 degrees; cartToPolar gives 0..2 pi
     mag, angle = cv2.cartToPolar(u, -v)  # (N, 1) each, ~0.3 degree accurate and SIMD-fast
-    mag, angle = mag.ravel() * (100.0 / flow.shape[1]), angle.ravel()  # magnitude in % of width
+    mag, angle = mag.ravel() * (100.0 / (frame_width or flow.shape[1])), angle.ravel()  # magnitude in % of width
     step = 2.0 * np.pi / bins
     obin = ((angle + step / 2.0) / step).astype(np.int64) % bins  # bin 0 centred on rightward
     hof = np.bincount(obin, weights=mag, minlength=bins) / mag.size
@@ -226,13 +227,21 @@ def flow_histogram(flow: np.ndarray, bins: int) -> np.ndarray:
 
 
 class FlowComputer:
-    """The one object stage one uses: two RGB frames -> ((2, grid, grid) f16, (2 * bins,) f32)."""
+    """The one object stage one uses: two RGB frames -> ((2, grid, grid) f16, (2 * bins,) f32), or the field itself."""
 
     def __init__(self, config: FlowConfig):
         self.config = config
         self.backend = make_backend(config.backend, allow_auto=False)  # the backend the store records
 
     def __call__(self, prev_rgb: np.ndarray, next_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.summary(self.field(prev_rgb, next_rgb))
+
+    def summary(self, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A field (h, w, 2) -> what the store keeps of it: ((2, grid, grid) f16, (2 * bins,) f32)."""
+        return compact_flow(flow, self.config.grid), flow_histogram(flow, self.config.hist_bins)
+
+    def field(self, prev_rgb: np.ndarray, next_rgb: np.ndarray) -> np.ndarray:
+        """Two RGB frames (H, W, 3) -> the flow field (h, w, 2) f32 in pixels of the compute size."""
         p = self.config
         prev, nxt = prepare_gray(prev_rgb, p.compute_size), prepare_gray(next_rgb, p.compute_size)
         if prev.shape != nxt.shape:
@@ -243,4 +252,4 @@ class FlowComputer:
             flow = np.zeros((*prev.shape, 2), np.float32)
         else:
             flow = self.backend(prev, nxt)  # (h, w, 2) f32
-        return compact_flow(flow, p.grid), flow_histogram(flow, p.hist_bins)
+        return flow

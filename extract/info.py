@@ -162,6 +162,12 @@ def _runtime(info: StoreInfo) -> str:
     return text
 
 
+def _detector(config: ExtractConfig) -> str:
+    detect = config.detect
+    weights = f", weights {detect.weights}" if detect.weights else ""
+    return f"{detect.name}{weights}: top {detect.top_k} boxes per frame, tracks and the flow inside each box"
+
+
 def _made_table(info: StoreInfo) -> Table:
     config = info.config
     flow = config.flow
@@ -178,6 +184,7 @@ def _made_table(info: StoreInfo) -> Table:
         ("flow pairs", _pairs(config)),
         ("backbones", ", ".join(config.backbones) + f" (weights {config.backbone_weights})"
                       if config.backbones else "none"),
+        ("detector", _detector(config) if config.detect.enabled else "none"),
         ("created", f"{info.created[:19].replace('T', ' ')} (UTC) with fgm {info.fgm_version}"),
     ]
     for name, value in rows:

@@ -45,6 +45,7 @@ from extract.clip_model import load_clip
 from extract.clip_runtime import image_tower
 from extract.early import EarlyDecode, Handover
 from extract.fingerprint import recorded_fingerprint
+from extract.detect import make_detector
 from extract.flow import FlowComputer
 from extract.inputs import VideoItem
 from extract.preprocess import preprocessor
@@ -87,6 +88,9 @@ class Extractor:
         self.decode_threads = decode_threads or default_decode_threads(self.clip.device)
         # one per producer thread: a flow backend holds state (a DIS object, CUDA streams)
         self.flows = [FlowComputer(config.flow) for _ in range(self.decode_threads)]
+        # likewise a detector per producer thread (a DETR model is not shared across threads)
+        self.detectors = ([make_detector(config.detect) for _ in range(self.decode_threads)] if config.detect.enabled
+                          else [None] * self.decode_threads)
         # frozen extra backbones beside CLIP, in the config's order (e.g. resnet50 for the no-CLIP ablation)
         self.backbones = {name: load_backbone(name, config.backbone_weights, config.random_seed, self.clip.device)
                           for name in config.backbones}
@@ -95,6 +99,8 @@ class Extractor:
         self.store.record_weights(self.clip.identity)
         for name, net in self.backbones.items():
             self.store.record_weights(net.identity, backbone=name)
+        if config.detect.enabled:
+            self.store.record_weights(self.detectors[0].identity(), detector=config.detect.name)
 
     # ---- producer side (runs in a thread) ---------------------------------------------------
     def _producer(self, items: list[VideoItem], early: EarlyDecode | None, claim: Claim | None, q: queue.Queue,
@@ -131,7 +137,7 @@ class Extractor:
         while the towers loaded (it must have been started on the same items), then the decode threads'."""
         def one(item: VideoItem, w: int) -> Iterator[object]:
             # one flow computer per thread: a backend holds state (a DIS object, CUDA streams)
-            return produce(item, self.config, self.flows[w], self._prepare, self.run_id, claim)
+            return produce(item, self.config, self.flows[w], self._prepare, self.run_id, claim, self.detectors[w])
 
         made = early.hand_over() if early is not None else Handover()
         try:

@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 
 from extract.batching import Done, Elsewhere, Failed, Frame
+from extract.boxes import BoxRecorder
+from extract.detect import Detector
 from extract.fingerprint import content_sha256, stat_fingerprint
 from extract.flow import FlowComputer
 from extract.inputs import VideoItem
@@ -30,13 +32,14 @@ VIDEO_FAILURES = (VideoError, cv2.error, OSError, ValueError, RuntimeError)
 
 
 def produce(item: VideoItem, config: ExtractConfig, flow: FlowComputer, prepare: Callable[[np.ndarray], Frame],
-            run_id: str, claim: Claim | None = None) -> Iterator[object]:
+            run_id: str, claim: Claim | None = None, detector: Detector | None = None) -> Iterator[object]:
     """One video -> a Frame per sampled frame, then Done, or Failed as soon as anything fails.
 
     `prepare` turns a decoded RGB frame (H, W, 3) into the Frame the towers take (Extractor._prepare),
     or keeps it raw for later (extract/early.py). The frames are decoded once for every tower.
     `claim(item)`, when given, is asked first: None lets this process go on; else the video belongs
-    to another process (its owner is returned) and the one message is Elsewhere.
+    to another process (its owner is returned) and the one message is Elsewhere. With a `detector`
+    (the config's, made once per thread like `flow`) Done also carries the box arrays (extract/boxes.py).
     """
     started = time.perf_counter()
     if claim is not None and (owner := claim(item)) is not None:
@@ -54,31 +57,40 @@ def produce(item: VideoItem, config: ExtractConfig, flow: FlowComputer, prepare:
         indices = sample_indices(config, info.n_frames, info.fps)
         native = config.flow.pairs == "native"
         flows, hists, flow_ts, stamps = [], [], [], []
+        boxes = BoxRecorder(detector, config.flow.hist_bins) if detector is not None else None
+
+        def add_pair(a: np.ndarray, b: np.ndarray, first: int) -> None:  # the pair of sampled frame `first`
+            field = flow.field(a, b)  # (h, w, 2)
+            compact, hist = flow.summary(field)
+            flows.append(compact), hists.append(hist)
+            if boxes is not None:
+                boxes.pair(field, first)
+
         prev = None
         for frame in source.iter_frames(indices, with_next=native):
             stamps.append(frame.timestamp_ms)
+            if boxes is not None:
+                boxes.frame(frame.rgb)
             if native:
-                nxt = frame.next_rgb if frame.next_rgb is not None else frame.rgb
-                field_, hist = flow(frame.rgb, nxt)
-                flows.append(field_), hists.append(hist)
+                add_pair(frame.rgb, frame.next_rgb if frame.next_rgb is not None else frame.rgb, len(stamps) - 1)
                 flow_ts.append((frame.timestamp_ms, frame.timestamp_ms + 1000.0 / info.fps))
             elif prev is not None:
-                field_, hist = flow(prev[0], frame.rgb)
-                flows.append(field_), hists.append(hist)
+                add_pair(prev[0], frame.rgb, len(stamps) - 2)
                 flow_ts.append((prev[1], frame.timestamp_ms))
             prev = (frame.rgb, frame.timestamp_ms)
             yield prepare(frame.rgb)
         if len(stamps) != len(indices):
             raise VideoError("unreadable", f"{item.path}: decoded {len(stamps)} of {len(indices)} sampled frames")
         if not flows:  # a single sampled frame has no pair: one zero field keeps shapes uniform
-            zero = flow(prev[0], prev[0])
-            flows, hists, flow_ts = [zero[0]], [zero[1]], [(prev[1], prev[1])]
+            add_pair(prev[0], prev[0], 0)
+            flow_ts.append((prev[1], prev[1]))
         arrays = {
             TIMESTAMPS: np.asarray(stamps),
             FRAME_INDEX: np.asarray(indices),
             FLOW: np.stack(flows),  # (Tf, 2, G, G)
             FLOW_HIST: np.stack(hists),  # (Tf, 2*bins)
             FLOW_TS: np.asarray(flow_ts),  # (Tf, 2)
+            **(boxes.arrays() if boxes is not None else {}),  # (T, K, ...) and (Tf, K, 2*bins)
         }
         meta = {
             "label": item.label, "group": item.group, "view": item.view, "split": item.split,

@@ -5,6 +5,7 @@ indices (extract/video.py), only when the file is the one that was extracted (si
 sha256 when only the mtime moved). Otherwise the flow and histograms are drawn alone and the picture
 says why. Columns: frame k of the entry, under it flow field k (`native` pairs: frame k to the next
 native frame; `sampled`: frame k to frame k + 1), under that histogram k. Colours: extract/flow_colour.py.
+A store made with a detector also has its boxes drawn on the frames, coloured and labelled by track id.
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ from extract.fingerprint import content_sha256, stat_fingerprint
 from extract.flow_colour import colour_wheel, direction_colours, flow_scale, flow_to_rgb
 from extract.video import VideoError, open_source
 from fgm_common.config import ExtractConfig, is_random_weights
-from fgm_common.store import FLOW, FLOW_HIST, FLOW_TS, FRAME_INDEX, TIMESTAMPS, Entry, FeatureStore, StoreError
+from fgm_common.store import (BOX_TRACK, BOX_VALID, BOXES, FLOW, FLOW_HIST, FLOW_TS, FRAME_INDEX, TIMESTAMPS, Entry,
+                              FeatureStore, StoreError)
 
 SUGGESTED_KEYS = 5  # keys an unknown-key error names
 MOST_COLUMNS = ExtractConfig.num_frames  # columns drawn at most: every frame of a store sampled by default
 PANEL_INCHES = 1.7  # width of one column
 DPI = 100
 THUMB_WIDTH = 320  # frames are kept at most this wide: a column is PANEL_INCHES * DPI pixels
+TRACK_COLOURS = ("#ff3030", "#30d0ff", "#ffd000", "#40ff60", "#ff60ff", "#ffffff")  # by track id, cycled
 
 
 @dataclass
@@ -44,6 +47,7 @@ class EntryView:
     size: tuple[int, int]  # (width, height) of the source video
     frames: np.ndarray | None = None  # thumbnails, drawn over the video's own (width, height)
     note: str = ""  # why the frames are missing, or ""
+    boxes: dict | None = None  # a detector's store: boxes (T, K, 4) normalised, box_valid, box_track (T, K)
 
 
 @dataclass
@@ -54,6 +58,7 @@ class Drawn:
     columns: list[int]  # entry frame index of each column
     note: str  # why the frames are missing, or ""
     flow_boxes: dict[int, tuple[float, float, float, float]] = field(default_factory=dict)  # flow index -> box
+    frame_boxes: dict[int, tuple[float, float, float, float]] = field(default_factory=dict)  # frame index -> box
 
 
 def default_png(key: str) -> Path:
@@ -104,6 +109,8 @@ def load_view(store_url: str, key: str) -> EntryView:
     meta = entry.meta
     view = EntryView(entry.key, entry.label, store.config, a[TIMESTAMPS], a[FLOW].astype(np.float32),
                      a[FLOW_HIST], a[FLOW_TS], (int(meta.get("width", 0)), int(meta.get("height", 0))))
+    if store.config.detect.enabled:
+        view.boxes = store.read(entry, (BOXES, BOX_VALID, BOX_TRACK))
     view.note = source_problem(meta)
     if not view.note:
         try:
@@ -151,9 +158,9 @@ def render(view: EntryView, out: Path, most_columns: int = MOST_COLUMNS) -> Draw
                             top=0.8 if view.note else 0.83,  # room for the title's third line
                             bottom=0.08, wspace=0.12, hspace=0.35)
     fig.suptitle(_title(view, scale), fontsize=9, x=0.01, ha="left")
-    flow_axes, hist_axes = {}, []
+    flow_axes, hist_axes, frame_axes = {}, [], {}
     for col, k in enumerate(columns):
-        ax = fig.add_subplot(grid[0, col])
+        ax = frame_axes[k] = fig.add_subplot(grid[0, col])
         if view.frames is not None:
             ax.imshow(view.frames[k], extent=extent)
         else:
@@ -162,6 +169,8 @@ def render(view: EntryView, out: Path, most_columns: int = MOST_COLUMNS) -> Draw
             ax.set(xlim=(0, w), ylim=(h, 0), aspect="equal")
         ax.set_title(f"frame {k}: {view.timestamps[k]:.0f} ms", fontsize=7)
         _bare(ax)
+        if view.boxes is not None:
+            _draw_boxes(ax, view.boxes, k, w, h)
         if k < len(view.flow):
             ax = fig.add_subplot(grid[1, col])
             ax.imshow(flow_to_rgb(view.flow[k], scale), extent=extent, interpolation="nearest")
@@ -175,10 +184,10 @@ def render(view: EntryView, out: Path, most_columns: int = MOST_COLUMNS) -> Draw
     out.parent.mkdir(parents=True, exist_ok=True)
     canvas.draw()  # lays the axes out so their boxes can be read
     height = fig.bbox.height
-    boxes = {}
-    for k, ax in flow_axes.items():
-        b = ax.get_window_extent()
-        boxes[k] = (b.x0, height - b.y1, b.x1, height - b.y0)
+
+    def where(axes: dict) -> dict:  # each panel's pixels in the PNG, y down
+        return {k: (b.x0, height - b.y1, b.x1, height - b.y0) for k, b in
+                ((k, ax.get_window_extent()) for k, ax in axes.items())}
     rgba = np.asarray(canvas.buffer_rgba())  # (h, w, 4): exactly the canvas the boxes were read from
     # written as RGB: the alpha channel is opaque everywhere and only costs bytes
     try:
@@ -187,7 +196,7 @@ def render(view: EntryView, out: Path, most_columns: int = MOST_COLUMNS) -> Draw
         raise OSError(f"cannot write {out} ({e.err}): name a .png file") from e
     if not written:
         raise OSError(f"cannot write {out}: check that its folder is writable")
-    return Drawn(out, columns, view.note, boxes)
+    return Drawn(out, columns, view.note, where(flow_axes), where(frame_axes))
 
 
 def _title(view: EntryView, scale: float) -> str:
@@ -199,6 +208,17 @@ def _title(view: EntryView, scale: float) -> str:
     if view.note:
         lines.append(f"NO FRAMES: {view.note}")
     return "\n".join(lines)
+
+
+def _draw_boxes(ax, boxes: dict, k: int, w: int, h: int) -> None:
+    """Frame k's valid boxes as rectangles over the frame's (w, h), coloured and labelled by track id."""
+    from matplotlib.patches import Rectangle
+
+    for (x0, y0, x1, y1), track in zip(boxes[BOXES][k][boxes[BOX_VALID][k]], boxes[BOX_TRACK][k][boxes[BOX_VALID][k]]):
+        colour = TRACK_COLOURS[int(track) % len(TRACK_COLOURS)]
+        ax.add_patch(Rectangle((x0 * w, y0 * h), (x1 - x0) * w, (y1 - y0) * h, fill=False, edgecolor=colour,
+                               linewidth=1.2))
+        ax.text(x0 * w, y0 * h, f" {track}", color=colour, fontsize=6, va="top", ha="left")
 
 
 def _bare(ax) -> None:

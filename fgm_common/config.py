@@ -48,6 +48,33 @@ class FlowConfig:
 _FLOW_KEYS = {f"flow_{f.name}": f.name for f in dataclasses.fields(FlowConfig)}  # stored key -> FlowConfig field
 
 
+@dataclass(frozen=True)
+class DetectConfig:
+    """Which detector finds people (and objects) in every sampled frame (extract/detect.py), and its weights.
+
+    `name` "none" writes no box arrays, and a store made so has exactly the attrs and digest of one
+    made before detectors existed. In the store's attrs the fields are flat keys: `detector` (the
+    name) and `detector_<field>` for the rest, all left out when the name is "none".
+    """
+
+    name: str = "none"  # a registry name (extract/detect.py: DETECTORS), or "none"
+    top_k: int = 4  # boxes kept per frame, best first: the K of the store's (T, K, ...) box arrays
+    weights: str = ""  # detr: a hub tag or a local path ("" = the detector's default); hog: its built-in SVM
+    sha256: str = ""  # sha256 of a local weights file, filled in when `weights` is a path
+
+    def __post_init__(self) -> None:
+        if self.top_k < 1:
+            raise ValueError(f"detector_top_k must be at least 1, not {self.top_k}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.name != "none"
+
+
+# stored key -> DetectConfig field
+_DETECT_KEYS = {("detector" if f.name == "name" else f"detector_{f.name}"): f.name for f in dataclasses.fields(DetectConfig)}
+
+
 # Fields added after stores were first written, with the value every older store was made with.
 _LATER_FIELDS = {"clip_runtime": "torch", "preprocess": "pil"}
 
@@ -83,6 +110,9 @@ class ExtractConfig:
     # Optical flow (see extract/flow.py); stored as the flat keys flow_backend, flow_pairs, ...
     flow: FlowConfig = field(default_factory=FlowConfig)
 
+    # People and objects per frame (see extract/detect.py); stored as the flat keys detector, detector_top_k, ...
+    detect: DetectConfig = field(default_factory=DetectConfig)
+
     # Text prompts: the templates applied to each class name, plus per-class descriptions.
     templates: tuple[str, ...] = ("a video of a person {label}.",)
 
@@ -109,19 +139,25 @@ class ExtractConfig:
         """JSON-safe flat dict, the store's format; tuples become lists, `flow` becomes flow_* keys.
 
         Flat, in the field order of the time the flow settings were fields of their own, so that
-        stored attrs and digests are those of every store written before FlowConfig.
+        stored attrs and digests are those of every store written before FlowConfig. `detect`
+        becomes detector* keys, none of them when no detector is used (older digests hold).
         """
         flat: dict = {}
         for name, value in dataclasses.asdict(self).items():
             if name in _LATER_FIELDS and value == _LATER_FIELDS[name]:
                 continue  # at its default, a later field is left out: older stores' attrs and digests hold
-            flat.update({key: value[f] for key, f in _FLOW_KEYS.items()} if name == "flow" else {name: value})
+            if name == "flow":
+                flat.update({key: value[f] for key, f in _FLOW_KEYS.items()})
+            elif name == "detect":
+                flat.update({key: value[f] for key, f in _DETECT_KEYS.items()} if self.detect.enabled else {})
+            else:
+                flat[name] = value
         return json.loads(json.dumps(flat))
 
     @classmethod
     def from_dict(cls, d: dict) -> "ExtractConfig":
         """Inverse of to_dict; unknown keys are an error so a newer store is never misread."""
-        names = ({f.name for f in dataclasses.fields(cls)} - {"flow"}) | set(_FLOW_KEYS)
+        names = ({f.name for f in dataclasses.fields(cls)} - {"flow", "detect"}) | set(_FLOW_KEYS) | set(_DETECT_KEYS)
         unknown = set(d) - names
         if unknown:
             raise ValueError(
@@ -129,8 +165,10 @@ class ExtractConfig:
             )
         tuple_fields = {"templates", "backbones"}
         flow = FlowConfig(**{_FLOW_KEYS[k]: v for k, v in d.items() if k in _FLOW_KEYS})
-        rest = {k: tuple(v) if k in tuple_fields else v for k, v in d.items() if k not in _FLOW_KEYS}
-        return cls(**{**_LATER_FIELDS, **rest}, flow=flow)  # a later field left out: what older stores used
+        detect = DetectConfig(**{_DETECT_KEYS[k]: v for k, v in d.items() if k in _DETECT_KEYS})
+        rest = {k: tuple(v) if k in tuple_fields else v for k, v in d.items()
+                if k not in _FLOW_KEYS and k not in _DETECT_KEYS}
+        return cls(**{**_LATER_FIELDS, **rest}, flow=flow, detect=detect)  # a later field left out: what older stores used
 
     def digest(self) -> str:
         """Short stable hash of the config: names a store and detects mismatches."""
@@ -139,8 +177,8 @@ class ExtractConfig:
 
     def diff(self, other: "ExtractConfig") -> dict[str, tuple]:
         """Fields that differ: {name: (self value, other value)}."""
-        a, b = {**_LATER_FIELDS, **self.to_dict()}, {**_LATER_FIELDS, **other.to_dict()}
-        return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+        a, b = ({**_LATER_FIELDS, "detector": "none", **c.to_dict()} for c in (self, other))
+        return {k: (a.get(k), b.get(k)) for k in {**a, **b} if a.get(k) != b.get(k)}
 
     def validate(self) -> None:
         """Raise ValueError with a clear message on settings that cannot work (`flow` checks itself when made)."""

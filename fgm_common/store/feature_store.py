@@ -26,7 +26,7 @@ from fgm_common.store.objects import JsonObjects
 from fgm_common.store.remote import require_filesystem, storage_options, zarr_options
 from fgm_common.store.staged import put_group
 from fgm_common.store.text_side import read_text, text_classes, write_text
-from fgm_common.store.upgrade import upgrade_v1
+from fgm_common.store.upgrade import upgrade
 
 
 def _open_root(url: str) -> zarr.Group:
@@ -70,7 +70,7 @@ class FeatureStore:
         The one difference accepted is extra backbones: the store's config grows by them (see
         `grown_config`) and `store.config` is then what this run must extract. `prepare(config)` runs
         before a store is created or its config grows (e.g. fetch weights), so a run that cannot
-        deliver leaves the store as it was. A version 1 store is upgraded to version 2 first.
+        deliver leaves the store as it was. An older store is upgraded to this version first.
         """
         require_filesystem(url)
         created = []
@@ -91,8 +91,8 @@ class FeatureStore:
             return cls(root, url)
         store = cls(root, url)
         store._check_schema()
-        if root.attrs["schema_version"] == 1:
-            upgrade_v1(store)
+        if root.attrs["schema_version"] < SCHEMA_VERSION:
+            upgrade(store)
         stored = store.config
         grown = grown_config(stored, config)
         if grown is None:
@@ -155,30 +155,36 @@ class FeatureStore:
         """Per extra backbone: name, weights source and hashes, torchvision version (extract/backbones.py)."""
         return {name: self._identity(name) for name in self.config.backbones if self._identity(name)}
 
-    def _identity(self, backbone: str | None) -> dict:
-        found = self.weights.get(weights_name(backbone))
-        if found is not None or self.schema_version > 1:
+    @property
+    def detector_identity(self) -> dict:
+        """The detector's name, weights source and hashes (extract/detect.py); {} for a store without one."""
+        detect = self.config.detect
+        return self._identity(None, detect.name) if detect.enabled else {}
+
+    def _identity(self, backbone: str | None, detector: str | None = None) -> dict:
+        found = self.weights.get(weights_name(backbone, detector))
+        if found is not None or self.schema_version > 1 or detector:
             return found or {}
         legacy = self.root.attrs.get("clip_identity" if backbone is None else "backbone_identity", {})
         return dict(legacy if backbone is None else legacy.get(backbone, {}))
 
-    def record_weights(self, identity: dict, backbone: str | None = None) -> None:
-        """Record `identity` as the weights of this store's CLIP (or `backbone`) unless some are recorded,
-        then `check_weights`. The first writer wins, also between processes starting at once."""
+    def record_weights(self, identity: dict, backbone: str | None = None, detector: str | None = None) -> None:
+        """Record `identity` as the weights of this store's CLIP (or `backbone`, or `detector`) unless some
+        are recorded, then `check_weights`. The first writer wins, also between processes starting at once."""
         if self.schema_version > 1:
-            self.weights.create(weights_name(backbone), identity)
-        self.check_weights(identity, backbone)
+            self.weights.create(weights_name(backbone, detector), identity)
+        self.check_weights(identity, backbone, detector)
 
-    def check_weights(self, identity: dict, backbone: str | None = None) -> None:
-        """Refuse features from other weights than those that made this store (CLIP, or `backbone`).
+    def check_weights(self, identity: dict, backbone: str | None = None, detector: str | None = None) -> None:
+        """Refuse features from other weights than those that made this store (CLIP, `backbone` or `detector`).
 
         E.g. a new open_clip building other random weights from the same seed, a replaced checkpoint
         file, or a new torchvision initialising a backbone differently. StoreError on a mismatch.
         """
-        recorded = self._identity(backbone)
+        recorded = self._identity(backbone, detector)
         if key := weights_mismatch(recorded, identity):
             raise StoreError(
-                f"the {backbone or 'CLIP'} weights loaded now differ from those that made {self.url} ({key} "
+                f"the {backbone or detector or 'CLIP'} weights loaded now differ from those that made {self.url} ({key} "
                 f"{str(identity.get(key))[:12]} vs {str(recorded[key])[:12]}); features are never mixed. "
                 "Use the original weights, or write a new store with another --out."
             )

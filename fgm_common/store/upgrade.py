@@ -1,4 +1,7 @@
-"""Upgrade a version 1 store in place to version 2 when a run is about to write to it.
+"""Upgrade an older store in place to the current schema version when a run is about to write to it.
+
+Version 3 only added optional arrays (the boxes of a store made with a detector): a version 2 store
+needs nothing but its new version number.
 
 Version 1 kept failures, runs, classes and the weights' identities in the root's attrs, and the
 text arrays in `text/` itself: a second process rewriting those attrs would drop the first's
@@ -20,8 +23,16 @@ if TYPE_CHECKING:
 _V1_ATTRS = ("failures", "runs", "classes", "clip_identity", "backbone_identity")
 
 
-def upgrade_v1(store: FeatureStore) -> None:
-    """Move a version 1 store's root-attrs records and text to their version 2 places; set schema_version 2."""
+def upgrade(store: FeatureStore) -> None:
+    """Bring a version 1 or 2 store to SCHEMA_VERSION; the version number is written last."""
+    root = store.root
+    if root.attrs["schema_version"] == 1:
+        _upgrade_v1(store)
+    root.attrs.put({**root.attrs, "schema_version": SCHEMA_VERSION})
+
+
+def _upgrade_v1(store: FeatureStore) -> None:
+    """Move a version 1 store's root-attrs records and text to their version 2 places."""
     root = store.root
     attrs = dict(root.attrs)
     for folder in FOLDERS:
@@ -43,4 +54,4 @@ def upgrade_v1(store: FeatureStore) -> None:
         for k in TEXT_ARRAYS:
             del old[k]
     kept = {k: v for k, v in root.attrs.items() if k not in _V1_ATTRS}
-    root.attrs.put({**kept, "schema_version": SCHEMA_VERSION})
+    root.attrs.put(kept)

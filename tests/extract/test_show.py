@@ -155,3 +155,24 @@ def test_show_of_an_unknown_key_names_valid_ones(moving, tmp_path):
     assert result.exit_code == 2 and not (tmp_path / "x.png").exists()
     out = flat(result.output)
     assert "no entry 'right/squar.mp4'" in out and KEY in out and "1 in all" in out
+
+
+def test_boxes_are_drawn_on_the_frames_in_their_track_colour(tmp_path):
+    """A grey frame with one box of track 0: its outline is the track's colour, its inside stays grey."""
+    from extract.show import TRACK_COLOURS, EntryView
+    from fgm_common.config import ExtractConfig
+    from fgm_common.store import BOX_TRACK, BOX_VALID, BOXES
+
+    boxes = {BOXES: np.zeros((1, 2, 4), np.float32), BOX_VALID: np.array([[True, False]]),
+             BOX_TRACK: np.array([[0, -1]], np.int32)}
+    boxes[BOXES][0, 0] = (0.25, 0.25, 0.75, 0.75)
+    view = EntryView("grey", "", ExtractConfig(), np.zeros(1), np.zeros((1, 2, 8, 8), np.float32),
+                     np.zeros((1, 16), np.float32), np.zeros((1, 2)), (W, H),
+                     frames=np.full((1, H, W, 3), 128, np.uint8), boxes=boxes)
+    drawn = render(view, tmp_path / "boxes.png")
+    png = cv2.cvtColor(cv2.imread(str(drawn.path)), cv2.COLOR_BGR2RGB)
+    want = np.array([int(TRACK_COLOURS[0][i:i + 2], 16) for i in (1, 3, 5)])
+    edge = panel_pixels(png, drawn.frame_boxes[0], 0.25 * W - 1, 0.4 * H, 0.25 * W + 1, 0.6 * H)  # left side
+    assert np.abs(edge.astype(int) - want).sum(axis=1).min() < 60
+    inside = panel_pixels(png, drawn.frame_boxes[0], 0.4 * W, 0.4 * H, 0.6 * W, 0.6 * H)
+    assert np.abs(inside.astype(int) - 128).max() < 10

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from fgm_common.config import ExtractConfig, FlowConfig
+from fgm_common.config import DetectConfig, ExtractConfig, FlowConfig
 from fgm_common.store import FeatureStore
 
 CUSTOM = ExtractConfig(
@@ -20,10 +20,14 @@ CUSTOM = ExtractConfig(
 
 # Every setting by its stored (flat) name: ExtractConfig's own fields and the flow_* keys of its FlowConfig.
 FLOW_KEYS = {f"flow_{f.name}": f.name for f in dataclasses.fields(FlowConfig)}
-STORED_NAMES = [f.name for f in dataclasses.fields(ExtractConfig) if f.name != "flow"] + list(FLOW_KEYS)
+# ... and the detector* keys of its DetectConfig, stored only when a detector is used
+DETECT_KEYS = {("detector" if f.name == "name" else f"detector_{f.name}"): f.name for f in dataclasses.fields(DetectConfig)}
+STORED_NAMES = [f.name for f in dataclasses.fields(ExtractConfig) if f.name not in ("flow", "detect")] + list(FLOW_KEYS)
 
 
 def _get(cfg: ExtractConfig, name: str):
+    if name in DETECT_KEYS:
+        return getattr(cfg.detect, DETECT_KEYS[name])
     return getattr(cfg.flow, FLOW_KEYS[name]) if name in FLOW_KEYS else getattr(cfg, name)
 
 
@@ -31,6 +35,8 @@ def _with(cfg: ExtractConfig, name: str, value) -> ExtractConfig:
     """cfg with the setting stored as `name` set to `value`."""
     if name in FLOW_KEYS:
         return dataclasses.replace(cfg, flow=dataclasses.replace(cfg.flow, **{FLOW_KEYS[name]: value}))
+    if name in DETECT_KEYS:
+        return dataclasses.replace(cfg, detect=dataclasses.replace(cfg.detect, **{DETECT_KEYS[name]: value}))
     return dataclasses.replace(cfg, **{name: value})
 
 
@@ -91,6 +97,8 @@ PINNED_DIGESTS = [
                    tokens=True), "d9d00c5d3528"),
     (CUSTOM, "08cab09e4fa0"),
 ]
+# A detector's settings enter the stored dict only when one is used: every store above keeps its digest.
+HOG = dataclasses.replace(ExtractConfig(), detect=DetectConfig(name="hog"))
 
 
 @pytest.mark.parametrize("config,digest", PINNED_DIGESTS, ids=["default", "flow", "fps-dis-medium", "custom"])
@@ -109,6 +117,18 @@ def test_stored_dict_is_the_flat_one_stores_always_had():
     assert config == PINNED_DIGESTS[1][0] and config.digest() == PINNED_DIGESTS[1][1]
     assert config.to_dict() == old
     assert ExtractConfig.from_dict({k: v for k, v in old.items() if k != "flow_hist_bins"}).flow.hist_bins == 8
+
+
+def test_a_detector_adds_its_keys_and_no_detector_adds_none():
+    assert not any(k.startswith("detector") for k in ExtractConfig().to_dict())
+    stored = HOG.to_dict()
+    assert {k: stored[k] for k in DETECT_KEYS} == {"detector": "hog", "detector_top_k": 4, "detector_weights": "",
+                                                  "detector_sha256": ""}
+    assert HOG.digest() == "0e965628ac67"  # pinned: a change here refuses every store made with a detector
+    assert ExtractConfig.from_dict(stored) == HOG and ExtractConfig.from_dict(ExtractConfig().to_dict()) == ExtractConfig()
+    assert list(ExtractConfig().diff(HOG)) == list(DETECT_KEYS)  # every key the other store lacks is named
+    with pytest.raises(ValueError, match="top_k"):
+        DetectConfig(name="hog", top_k=0)
 
 
 def test_unknown_field_is_rejected_with_advice():
@@ -131,7 +151,9 @@ UNUSED = {"fps": "num_frames", "uniform": "fps"}  # the setting each sampling mo
 
 @pytest.mark.parametrize("base,name", [pytest.param(base, name, id=f"{base.sampling}-{name}")
                                        for base in (CUSTOM, UNIFORM) for name in STORED_NAMES
-                                       if name != UNUSED[base.sampling]])  # that one: the test below
+                                       if name != UNUSED[base.sampling]]  # that one: the test below
+                         + [pytest.param(dataclasses.replace(CUSTOM, detect=DetectConfig(name="hog")), name,
+                                         id=f"detecting-{name}") for name in DETECT_KEYS])
 def test_digest_and_diff_follow_every_field(base, name):
     other = _with(base, name, _changed(base, name))
     assert other.digest() != base.digest()

@@ -1,4 +1,5 @@
-"""A version 1 store (records in the root's attrs) reads as it is, and is upgraded in place when written to."""
+"""Older stores (version 1: records in the root's attrs; version 2: no box arrays) read as they are, and are
+upgraded in place when written to."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def test_a_version_1_store_reads_unchanged(v1_url):
 def test_writing_upgrades_it_in_place_keeping_every_record(v1_url):
     before = _records(FeatureStore.open(v1_url))
     store = FeatureStore.create_or_open(v1_url, CFG, {"created": "now"})
-    assert store.schema_version == SCHEMA_VERSION == 2
+    assert store.schema_version == SCHEMA_VERSION == 3
     assert _records(FeatureStore.open(v1_url)) == before
     root = zarr.open_group(v1_url)
     assert not {"failures", "runs", "classes", "clip_identity"} & set(root.attrs)  # moved, not copied
@@ -60,4 +61,16 @@ def test_writing_upgrades_it_in_place_keeping_every_record(v1_url):
     assert [r["run_id"] for r in again.runs()] == ["r0", "r1"] and sorted(again.failures()) == ["bad.mp4", "worse.mp4"]
     with pytest.raises(Exception, match="weights loaded now differ"):
         again.record_weights({**IDENTITY, "weights_sha256": "d" * 64})
-    assert FeatureStore.create_or_open(v1_url, CFG, {}).schema_version == 2  # a second open: nothing to do
+    assert FeatureStore.create_or_open(v1_url, CFG, {}).schema_version == 3  # a second open: nothing to do
+
+
+def test_a_version_2_store_only_gets_its_new_number(tmp_path):
+    url = str(tmp_path / "v2.zarr")
+    made = FeatureStore.create_or_open(url, CFG, {"created": "then"})
+    made.add_run({"run_id": "r0"})
+    made.root.attrs["schema_version"] = 2  # version 3 added only optional arrays: a v2 store looks like this
+    attrs = {k: v for k, v in zarr.open_group(url).attrs.items() if k != "schema_version"}
+    assert FeatureStore.open(url).schema_version == 2  # read as it is
+    store = FeatureStore.create_or_open(url, CFG, {"created": "now"})
+    assert store.schema_version == 3 and [r["run_id"] for r in store.runs()] == ["r0"]
+    assert {k: v for k, v in zarr.open_group(url).attrs.items() if k != "schema_version"} == attrs
