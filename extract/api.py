@@ -29,7 +29,7 @@ def make_config(frames: int = ExtractConfig.num_frames, fps: float = ExtractConf
     """
     # nothing here imports torch: the run's early decoding starts before torch loads (extract/early.py)
     from extract.clip_runtime import runtime_spec
-    from extract.detect import check_name as check_detector
+    from extract.detect import checked_config
     from extract.fingerprint import content_sha256
     from extract.flow import resolve_backend
     from extract.preprocess import check_name
@@ -44,10 +44,9 @@ def make_config(frames: int = ExtractConfig.num_frames, fps: float = ExtractConf
         weights, weights_sha = resolve_weights(backbones, backbone_weights or weights)
     pretrained = settings.get("pretrained", ExtractConfig.pretrained)
     flow = FlowConfig(backend=flow) if isinstance(flow, str) else flow
-    detect = settings.pop("detect", DetectConfig())
-    check_detector(detect.name)  # ValueError naming the registered detectors
-    if detect.weights and Path(detect.weights).is_file():  # a local file is named by its bytes, like CLIP's
-        detect = replace(detect, sha256=content_sha256(detect.weights))
+    # ValueError naming the registered detectors; unavailable weights raise here, before anything runs; a
+    # local weights file is named by its bytes, like CLIP's
+    detect = checked_config(settings.pop("detect", DetectConfig()))
     config = ExtractConfig(
         sampling="fps" if fps > 0 else "uniform", num_frames=frames, fps=fps,
         flow=replace(flow, backend=resolve_backend(flow.backend)),

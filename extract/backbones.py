@@ -24,6 +24,7 @@ from torchvision import transforms as tvt
 
 from extract.clip_model import file_sha256, state_sha256
 from extract.errors import BackboneWeightsError
+from extract.seeded import seeded
 from fgm_common.config import is_random_weights
 
 # The preprocessing ImageNet classifiers were trained with, for weights that do not carry their own
@@ -169,8 +170,8 @@ def load_backbone(name: str, weights: str, random_seed: int = 0, device: str = "
     identity: dict[str, Any] = {"name": name, "arch": spec.arch, "weights": weights,
                                 "torchvision": torchvision.__version__, "feature_dim": spec.dim}
     if is_random_weights(weights):
-        torch.manual_seed(random_seed)  # built on the CPU: the same seed gives the same weights anywhere
-        model = torchvision.models.get_model(spec.arch, weights=None)
+        with seeded(random_seed):  # built on the CPU: the same seed gives the same weights anywhere
+            model = torchvision.models.get_model(spec.arch, weights=None)
         transform = imagenet_transform()
         identity.update(random_seed=random_seed, random_weights=True)
     else:

@@ -127,7 +127,7 @@ def extract(
                              clip_model=clip_model, pretrained=pretrained, random_seed=random_seed, tokens=tokens,
                              clip_runtime=clip_runtime, preprocess=preprocess, backbones=tuple(backbone or ()),
                              detect=DetectConfig(detector, detector_top_k, detector_weights), **settings)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, FileNotFoundError, RuntimeError) as e:  # a detector's unavailable weights too
         console.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)
     if is_random_weights(pretrained):

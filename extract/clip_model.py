@@ -17,6 +17,7 @@ import torch
 
 from extract.errors import ClipWeightsError
 from extract.preprocess import pil
+from extract.seeded import seeded
 from extract.weights import WAYS_OUT, hub_offline, locate, unavailable_line
 from fgm_common.config import is_random_weights
 from fgm_common.options import resolve_device
@@ -190,8 +191,7 @@ def load_clip(name: str, pretrained: str, random_seed: int = 0, device: str = "a
         raise ValueError(f"unknown CLIP model {name!r}; choose one of open_clip.list_models(), e.g. ViT-B-32")
     identity: dict[str, Any] = {"model": name, "pretrained": pretrained, "open_clip": open_clip.__version__}
     if is_random_weights(pretrained):
-        torch.manual_seed(random_seed)
-        with _quiet_random_init():
+        with seeded(random_seed), _quiet_random_init():
             model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None)
         identity.update(random_seed=random_seed, weights_sha256=state_sha256(model), random_weights=True)
     else:

@@ -19,15 +19,20 @@ import cv2
 import numpy as np
 
 from fgm_common.config import DetectConfig
+from fgm_common.store import PERSON_CLASS
 
-PERSON = 0  # class index of a person; object classes of a detector that has them follow
+PERSON = PERSON_CLASS  # the store's class index of a person; object classes of a detector that has them follow
 
 DETECTORS: dict[str, Callable[[DetectConfig], "Detector"]] = {}  # name -> factory(config)
+# name -> check(config) -> config, for detectors whose weights are looked up (checked_config)
+DETECTOR_CHECKS: dict[str, Callable[[DetectConfig], DetectConfig]] = {}
 
 
-def register_detector(name: str) -> Callable:
+def register_detector(name: str, check: Callable[[DetectConfig], DetectConfig] | None = None) -> Callable:
     def add(factory: Callable[[DetectConfig], Detector]) -> Callable[[DetectConfig], Detector]:
         DETECTORS[name] = factory
+        if check is not None:
+            DETECTOR_CHECKS[name] = check
         return factory
 
     return add
@@ -37,6 +42,14 @@ def check_name(name: str) -> None:
     """ValueError naming the choices unless `name` is a registered detector or "none"."""
     if name != "none" and name not in DETECTORS:
         raise ValueError(f"--detector {name!r} is not one of {['none'] + sorted(DETECTORS)}")
+
+
+def checked_config(config: DetectConfig) -> DetectConfig:
+    """`config` once its detector's weights are known to be there (a local file's sha256 filled in); raises
+    what the detector raises for unavailable weights, before anything runs. A detector without a check passes."""
+    check_name(config.name)
+    check = DETECTOR_CHECKS.get(config.name)
+    return check(config) if check is not None else config
 
 
 def make_detector(config: DetectConfig | str) -> Detector:
@@ -125,3 +138,13 @@ def _hog(config: DetectConfig) -> HogPeople:
                          f"(got {config.weights!r})")
     return HogPeople(top_k=config.top_k)
 
+
+def _detr_checked(config: DetectConfig) -> DetectConfig:
+    from extract.detect_detr import checked  # imports torch, not transformers
+    return checked(config)
+
+
+@register_detector("detr", check=_detr_checked)
+def _detr(config: DetectConfig) -> Detector:
+    from extract.detect_detr import make_detr  # transformers is an optional extra, imported on use
+    return make_detr(config)

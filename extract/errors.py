@@ -13,3 +13,7 @@ class ClipWeightsError(RuntimeError):
 
 class BackboneWeightsError(RuntimeError):
     """Backbone weights could not be had; the message names the ways out."""
+
+
+class DetectorWeightsError(RuntimeError):
+    """A detector's weights (or the optional package it needs) could not be had; the message names the ways out."""

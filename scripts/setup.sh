@@ -8,7 +8,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
-python -m pip install -q -e ".[test,onnx,tensorboard,s3]"
+python -m pip install -q -e ".[test,onnx,tensorboard,s3,detr]"
 # A second OpenCV wheel beside opencv-contrib-python shadows its cv2 module (no cv2.optflow, no DIS presets).
 if python -m pip show -q opencv-python opencv-python-headless >/dev/null 2>&1; then
   echo "removing a second OpenCV wheel that would shadow opencv-contrib-python" >&2

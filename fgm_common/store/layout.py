@@ -57,6 +57,7 @@ FLOW, FLOW_HIST, FLOW_TS = "flow", "flow_hist", "flow_ts_ms"
 TOKENS = "tokens"
 BOXES, BOX_SCORE, BOX_CLASS, BOX_VALID, BOX_TRACK = "boxes", "box_score", "box_class", "box_valid", "box_track"
 BOX_FLOW_HIST = "box_flow_hist"
+PERSON_CLASS = 0  # box_class of a person; a detector's object classes follow from 1, -1 marks an empty slot
 BOX_FRAME_ARRAYS = (BOXES, BOX_SCORE, BOX_CLASS, BOX_VALID, BOX_TRACK)  # (T, K, ...) per sampled frame
 BOX_ARRAYS = BOX_FRAME_ARRAYS + (BOX_FLOW_HIST,)  # written together, only by a store made with a detector
 FRAME_ARRAYS = (CLIP, TIMESTAMPS, FRAME_INDEX)

@@ -16,6 +16,7 @@ from fgm_common.store import TOKENS, FeatureStore, StoreError
 from fgm_common.store.mirror import local_copy
 from train.parts.classifier import needs_text_tokens
 from train.fitting.data import FeatureSet, load_features
+from train.fitting.regions import require_boxes
 from train.experiments.metrics import METRICS, accuracy, among, classification_metrics, mean_std
 from train.fitting.splits import SplitSpec, few_shot, make_folds, unseen_classes
 from train.experiments.fold_runs import FOLD_RUNNERS
@@ -141,8 +142,13 @@ def run_experiment(exp: Experiment) -> dict:
     console.print(f"split protocol: {exp.split.protocol}")
     variants = [get_variant(v) for v in exp.variants]
     extra = _extra_arrays(store, exp, variants)
+    needing = [v.name for v in variants if v.needs_regions]
+    if needing:  # refused before any training, naming the variants that can run on this store
+        require_boxes(store.config, exp.store, f"variant(s) {', '.join(needing)}",
+                      tuple(v.name for v in variants if not v.needs_regions))
     fs = load_features(store, dataset, n_frames=exp.train.n_frames or None, tokens=_wants_tokens(store, exp),
-                       text_encoder=lambda sentences: _store_text_encoder(store)(sentences), extra=extra)
+                       text_encoder=lambda sentences: _store_text_encoder(store)(sentences), extra=extra,
+                       regions=bool(needing))
     console.print(f"features loaded from {exp.store}: {len(fs)} videos, {len(fs.classes)} classes, "
                   f"in {fs.load_seconds:.2f} s (no video decoded); T = {fs.dims['n_frames']} frames per video, "
                   f"{fs.steps_why}")

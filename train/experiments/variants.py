@@ -8,6 +8,7 @@ variant reads the same feature store; none decodes a video. `kind` says how a va
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 from train.fitting.variant import Variant
@@ -216,17 +217,39 @@ def flow_only() -> Variant:
                                "features (backbone none), no priors")
 
 
+# ---- region motion tokens (issue 15): only over a store with boxes (fgm-extract --detector) ----------------
+# What a region variant changes in the model it extends (train/parts/regions.py REGION_ENCODERS).
+REGIONS = {"motion_encoder": "flow_regions"}
+
+
+@register_variant
+def full_regions() -> Variant:
+    return Variant("full_regions", dict(REGIONS),
+                   description="full with region motion tokens: tracked people and objects (flow inside their boxes, "
+                               "pairs) seen by the global motion through a Motion Interactor; needs a store with boxes")
+
+
+@register_variant
+def flow_regions_only() -> Variant:
+    base = flow_only()
+    return dataclasses.replace(base, name="flow_regions_only", model={**base.model, **REGIONS},
+                               description="flow_only with region motion tokens; needs a store with boxes")
+
+
 ABLATIONS = ("full", "no_clip", "no_motion", "no_fusion", "no_align_loss", "no_motion_prior", "no_context_prior",
              "no_cluster_prior", "no_priors", "attention_aligner", "no_adapter", "linear_head")
 # What the stream-aware training adds to the paper's, one part at a time, with both single streams.
 FUSION_SWEEP = ("full", "paper", "no_stream_heads", "joint_encoders", "stream_dropout", "raw_visual",
                 "fused_head_only", "stacked_blend", "no_visual_probe", "flow_only", "no_motion")
 BASELINE_SWEEP = ("full", "zero_shot", "linear_probe", "temporal_transformer", "flow_only")
+# Each region variant beside its ablation (the same model without regions), over one store with boxes.
+REGION_SWEEP = ("full", "full_regions", "flow_only", "flow_regions_only")
 SWEEPS: dict[str, tuple[str, ...]] = {
     "ablations": ABLATIONS,  # Table 3/4 style: the paper's three ablations and ours
     "baselines": BASELINE_SWEEP,  # Table 1/2 style: FGM-CLIP against baselines over the same store
     "fusion": FUSION_SWEEP,  # docs/results.md: does fusion add to each stream?
-    "all": tuple(dict.fromkeys(ABLATIONS + BASELINE_SWEEP + FUSION_SWEEP)),
+    "regions": REGION_SWEEP,  # issue 15: do tracked people and objects help? Needs a store with boxes
+    "all": tuple(dict.fromkeys(ABLATIONS + BASELINE_SWEEP + FUSION_SWEEP)),  # no region variant: they need boxes
 }
 
 

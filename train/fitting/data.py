@@ -10,8 +10,11 @@ import numpy as np
 import torch
 
 from fgm_common.datasets import DatasetAdapter, LayoutError
-from fgm_common.store import CLIP, FLOW, FLOW_ARRAYS, FLOW_HIST, MODEL_ARRAYS, TOKENS, FeatureStore, StoreError
+from fgm_common.store import (BOX_ARRAYS, BOX_FLOW_HIST, BOX_FRAME_ARRAYS, CLIP, FLOW, FLOW_HIST, FLOW_STEP_ARRAYS,
+                              MODEL_ARRAYS, TOKENS, Entry, FeatureStore, StoreError)
 from fgm_common.texts import class_mean, class_sentences
+from train.fitting.regions import require_boxes, track_slots
+from train.parts.regions import REGION_HIST
 
 
 def resample(x: np.ndarray, steps: int) -> np.ndarray:
@@ -20,6 +23,17 @@ def resample(x: np.ndarray, steps: int) -> np.ndarray:
         return x
     idx = np.minimum(((np.arange(steps) + 0.5) * len(x) / steps).astype(int), len(x) - 1)
     return x[idx]
+
+
+def region_arrays(store: FeatureStore, entry: Entry | str, flow_steps: int) -> dict[str, np.ndarray]:
+    """One entry's tracked boxes as K slots at `flow_steps` steps (track_slots): region_hist (flow_steps, K, Hh), ...
+
+    Each flow step gets the boxes of its pair's first frame: pair t begins at frame t, so the
+    per-frame arrays are cut to the stored pairs and resampled exactly as the pairs are.
+    """
+    arrays = store.read(entry, BOX_ARRAYS)
+    pairs = len(arrays[BOX_FLOW_HIST])
+    return track_slots({k: resample(v[:pairs] if k in BOX_FRAME_ARRAYS else v, flow_steps) for k, v in arrays.items()})
 
 
 @dataclass
@@ -32,7 +46,8 @@ class FeatureSet:
     groups: np.ndarray  # (N,) str, "" when unknown
     views: np.ndarray
     splits: np.ndarray
-    tensors: dict[str, torch.Tensor]  # clip (N, T, D), flow (N, Tf, 2, G, G), flow_hist (N, Tf, H), [tokens], [extra]
+    # clip (N, T, D), flow (N, Tf, 2, G, G), flow_hist (N, Tf, H), [tokens], [extra], [region_* (N, Tf, K, ...)]
+    tensors: dict[str, torch.Tensor]
     class_text: torch.Tensor  # (C, D) L2-normalised
     class_sentences: dict[str, list[str]]  # the sentences behind each class_text row
     scene_text: torch.Tensor  # (K, D)
@@ -57,28 +72,35 @@ class FeatureSet:
 
     @property
     def dims(self) -> dict[str, int]:
-        """Feature sizes as read from the store: clip_dim, n_frames, n_flow, flow_grid, flow_hist_dim
-        [, extra_dims {array: width} when extra arrays were loaded]."""
+        """Feature sizes as read from the store: clip_dim, n_frames, n_flow, flow_grid, flow_hist_dim, n_regions
+        (K track slots, 0 without regions loaded) [, extra_dims {array: width} when extra arrays were loaded]."""
         clip, flow, hist = self.tensors[CLIP], self.tensors[FLOW], self.tensors[FLOW_HIST]
+        regions = self.tensors.get(REGION_HIST)
         dims = {"clip_dim": clip.shape[-1], "n_frames": clip.shape[1], "n_flow": flow.shape[1],
-                "flow_grid": flow.shape[-1], "flow_hist_dim": hist.shape[-1]}
+                "flow_grid": flow.shape[-1], "flow_hist_dim": hist.shape[-1],
+                "n_regions": 0 if regions is None else regions.shape[2]}
         if self.extra:
             dims["extra_dims"] = {k: self.tensors[k].shape[-1] for k in self.extra}
         return dims
 
 
 def load_features(store: FeatureStore, dataset: DatasetAdapter, n_frames: int | None = None,
-                  tokens: bool = False, text_encoder=None, extra: tuple[str, ...] = ()) -> FeatureSet:
+                  tokens: bool = False, text_encoder=None, extra: tuple[str, ...] = (),
+                  regions: bool = False) -> FeatureSet:
     """Read every complete entry, label it with `dataset`, and stack to fixed T (the store's, or `n_frames`).
 
     `extra` names per-frame arrays of other visual backbones to load beside CLIP (e.g. "resnet50",
     (T, Db) per entry); a store without them is a StoreError that says how to extract them.
+    `regions` also loads the tracked boxes as K slots per flow step (region_arrays: the REGION_KEYS
+    of train/parts/regions.py); a store made without a detector is a StoreError saying what to do.
 
     Entries the adapter cannot label are skipped and listed in `skipped`. Classes are those present,
     sorted; their text embeddings come from the store, or from `text_encoder(sentences)` (the store's
     own CLIP text tower) for classes or descriptions the store lacks.
     """
     t0 = time.perf_counter()
+    if regions:
+        require_boxes(store.config, store.url, "region tokens")
     labelled, skipped = [], {}
     for entry in store.entries():
         try:
@@ -105,11 +127,12 @@ def load_features(store: FeatureStore, dataset: DatasetAdapter, n_frames: int | 
             raise StoreError(f"{store.url} entry {entry.key!r} lacks some of the extra features {list(extra)}: "
                              f"extract them with `fgm-extract VIDEOS --out {store.url} --backbone "
                              f"{','.join(extra)}` ({e})") from e
-        return {k: resample(v, flow_steps if k in FLOW_ARRAYS else steps) for k, v in arr.items()}
+        out = {k: resample(v, flow_steps if k in FLOW_STEP_ARRAYS else steps) for k, v in arr.items()}
+        return {**out, **region_arrays(store, entry, flow_steps)} if regions else out
 
     with ThreadPoolExecutor(max_workers=8) as pool:  # zarr reads are I/O-bound
         rows = list(pool.map(read, [e for e, _ in labelled]))
-    tensors = {k: torch.from_numpy(np.stack([r[k] for r in rows])) for k in names}
+    tensors = {k: torch.from_numpy(np.stack([r[k] for r in rows])) for k in rows[0]}
     class_text, scene_text, sentences = _text(store, classes, dataset, text_encoder)
     anns = [a for _, a in labelled]
     return FeatureSet(

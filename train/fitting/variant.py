@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fgm_common.store import CLIP
+from train.parts.regions import REGION_ENCODERS
 
 
 @dataclass(frozen=True)
@@ -25,3 +26,8 @@ class Variant:
         """Store arrays beyond clip/flow/tokens that this variant reads, e.g. ("resnet50",)."""
         key = self.model.get("visual_key", CLIP)
         return () if key == CLIP else (key,)
+
+    @property
+    def needs_regions(self) -> bool:
+        """Its motion encoder reads tracked boxes (train/parts/regions.py): only a store with boxes can train it."""
+        return self.model.get("motion_encoder") in REGION_ENCODERS

@@ -22,8 +22,9 @@ from fgm_common.config import ExtractConfig
 from fgm_common.console import console, progress_bar
 from fgm_common.options import resolve_device
 from fgm_common.identity import IDENTITY_HASHES, weights_mismatch
-from fgm_common.store import CLIP, FLOW_ARRAYS, MODEL_ARRAYS, TOKENS, FeatureStore
-from train.fitting.data import resample
+from fgm_common.store import CLIP, FLOW_STEP_ARRAYS, MODEL_ARRAYS, TOKENS, FeatureStore
+from train.fitting.data import region_arrays, resample
+from train.fitting.regions import require_boxes
 from train.fitting.checkpoint import load_checkpoint, needs_clip, rebuild_model
 from train.parts.model import FGMCLIP
 from train.parts.model_config import ModelConfig
@@ -92,13 +93,19 @@ def video_items(paths: list[Path]) -> list[VideoItem]:
 
 def read_features(store: FeatureStore, keys: list[str], mcfg: ModelConfig, tokens: bool) -> dict[str, torch.Tensor]:
     """Entries resampled as for training (train.fitting.data.load_features): clip (N, T, D), flow (N, Tf, 2, G, G),
-    flow_hist (N, Tf, H) and optionally tokens (N, T, L, W), with T, Tf the model's n_frames, n_flow."""
+    flow_hist (N, Tf, H), optionally tokens (N, T, L, W), and the region slots (N, Tf, K, ...) when the model
+    reads them (a store without boxes is refused), with T, Tf the model's n_frames, n_flow."""
     names = MODEL_ARRAYS + ((TOKENS,) if tokens else ())
+    if mcfg.needs_regions:
+        require_boxes(store.config, store.url, "this checkpoint's model")
     rows = [store.read(k, names) for k in keys]
     out = {}
     for n in names:
-        steps = mcfg.n_flow if n in FLOW_ARRAYS else mcfg.n_frames
+        steps = mcfg.n_flow if n in FLOW_STEP_ARRAYS else mcfg.n_frames
         out[n] = torch.from_numpy(np.stack([resample(r[n], steps) for r in rows])) if rows else torch.zeros(0)
+    if mcfg.needs_regions and rows:
+        regions = [region_arrays(store, k, mcfg.n_flow) for k in keys]
+        out.update({n: torch.from_numpy(np.stack([r[n] for r in regions])) for n in regions[0]})
     return out
 
 
@@ -148,6 +155,8 @@ def predict_videos(checkpoint: Path, videos: list[Path], options: PredictOptions
 
     ckpt = load_checkpoint(Path(checkpoint))
     config = ExtractConfig.from_dict(ckpt["extract_config"])
+    if ModelConfig.from_dict(ckpt["model_config"]).needs_regions:  # before any video is decoded
+        require_boxes(config, f"the store {checkpoint} was trained on (its extract config)", "this checkpoint's model")
     try:
         resolve_backend(config.flow.backend, allow_auto=False)
     except (RuntimeError, ValueError) as e:

@@ -11,14 +11,16 @@ from train.parts.align import ALIGNERS
 from train.parts.classifier import CLASSIFIERS
 from train.parts.fusion import FUSIONS
 from train.parts.motion import MOTION_ENCODERS, TEMPORAL
+from train.parts.regions import BOXES_HINT, REGION_ENCODERS
 from train.parts.streams import STREAM_ENCODERS, STREAM_FUSIONS
 
 # The attention modules over motion features (decoder, attention aligner, temporal transformer)
 # all default to 4 heads; motion_dim must split evenly among them.
 ATTENTION_HEADS = 4
 
-# The parts' own registries plus the single-stream baselines' parts (train/parts/streams.py).
-MOTION_CHOICES = {**MOTION_ENCODERS, **STREAM_ENCODERS}
+# The parts' own registries plus the single-stream baselines' parts (train/parts/streams.py) and the
+# encoders that read tracked boxes (train/parts/regions.py).
+MOTION_CHOICES = {**MOTION_ENCODERS, **STREAM_ENCODERS, **REGION_ENCODERS}
 FUSION_CHOICES = {**FUSIONS, **STREAM_FUSIONS}
 
 
@@ -71,6 +73,9 @@ class ModelConfig:
     visual_probe: bool = True
     visual_key: str = CLIP  # the store array the visual stream reads, (T, visual_dim) per video
     visual_dim: int = 0  # width of that array; 0 = clip_dim (the CLIP frame embeddings)
+    # track slots per flow step (the store's detector top_k, FeatureSet.dims); kept only for a motion
+    # encoder that reads them (REGION_ENCODERS), 0 otherwise, so a model's config is the same on any store
+    n_regions: int = 0
     extra_dims: InitVar[dict | None] = None  # {array: width} of the extra arrays loaded; not stored
 
     def __post_init__(self, extra_dims: dict | None):
@@ -87,6 +92,11 @@ class ModelConfig:
         for name, registry in choices.items():
             if getattr(self, name) not in registry:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not one of {sorted(registry)}")
+        if not self.needs_regions:
+            object.__setattr__(self, "n_regions", 0)
+        elif self.n_regions < 1:
+            raise ValueError(f"motion_encoder={self.motion_encoder!r} reads tracked boxes, and none were loaded "
+                             f"(n_regions=0): load them with load_features(..., regions=True); {BOXES_HINT}")
         sizes = ("clip_dim", "flow_grid", "flow_hist_dim", "n_classes", "n_frames", "n_flow", "hidden", "motion_dim")
         for name in sizes:
             if getattr(self, name) < 1:
@@ -127,6 +137,11 @@ class ModelConfig:
     def visual_width(self) -> int:
         """Width of the visual features the model reads: visual_dim, or clip_dim for CLIP frames."""
         return self.visual_dim or self.clip_dim
+
+    @property
+    def needs_regions(self) -> bool:
+        """The motion encoder reads the batch's tracked boxes (train/parts/regions.py REGION_KEYS)."""
+        return self.motion_encoder in REGION_ENCODERS
 
     @property
     def uses_v_proj(self) -> bool:

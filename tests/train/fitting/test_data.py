@@ -83,7 +83,8 @@ def test_shapes_and_dims_come_from_the_store(store, fs):
     assert fs.tensors["flow"].shape == (n, tf, 2, g, g)
     assert fs.tensors["flow_hist"].shape == (n, tf, hist)
     assert fs.tensors["tokens"].shape == (n, t, n_tok, width)
-    assert fs.dims == {"clip_dim": d, "n_frames": t, "n_flow": tf, "flow_grid": g, "flow_hist_dim": hist}
+    assert fs.dims == {"clip_dim": d, "n_frames": t, "n_flow": tf, "flow_grid": g, "flow_hist_dim": hist,
+                       "n_regions": 0}  # no regions loaded
     assert fs.class_text.shape == (3, d) and fs.class_text.dtype == torch.float32
     assert fs.scene_text.shape == (len(store.text()["scenes"]), d)
     assert fs.skipped == {} and fs.load_seconds > 0

@@ -191,8 +191,10 @@ def with_extra_arrays(fs, names: tuple[str, ...]):
 
 # model variants only: the non-neural baselines (zero_shot, linear_probe) are exercised in test_baselines.py
 @pytest.mark.parametrize("name", sorted(model_variants()))
-def test_every_variant_runs_forward_and_backward(name, fs, fold, parts):
+def test_every_variant_runs_forward_and_backward(name, fs, fold, parts, request):
     variant = get_variant(name)
+    # a region variant reads tracked boxes: the same videos from a store with boxes (conftest box_fs)
+    fs = request.getfixturevalue("box_fs") if variant.needs_regions else fs
     fs = with_extra_arrays(fs, variant.extra_arrays)
     cfg = TrainConfig(**SMALL, variant=name)
     model = new_model(fs, cfg, variant, parts).train()

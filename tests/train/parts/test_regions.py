@@ -1,0 +1,112 @@
+"""Region motion tokens: untrained it is the flow encoder, invalid slots are never read, gradients reach its MLPs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from fgm_common.store import FLOW, FLOW_HIST
+from train.parts.model_config import ModelConfig
+from train.parts.motion import FlowStream
+from train.parts.regions import REGION_BOX, REGION_HIST, REGION_PERSON, REGION_VALID, RegionMotionStream
+
+B, TF, K, G, HH, DM = 2, 5, 3, 8, 6, 16
+ARGS = dict(clip_dim=24, hist_dim=HH, dim=DM, temporal="conv", max_len=8, dropout=0.1)
+
+
+def region_batch(k: int = K, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random flow and region slots; slot 1 has no box at steps 1 and 3, slot 2 none at all."""
+    gen = torch.Generator().manual_seed(seed)
+    valid = torch.ones(B, TF, k)
+    valid[:, [1, 3], 1 % k] = 0
+    if k > 2:
+        valid[:, :, 2] = 0
+    xy = torch.rand(B, TF, k, 2, generator=gen)
+    return {FLOW: torch.randn(B, TF, 2, G, G, generator=gen), FLOW_HIST: torch.rand(B, TF, HH, generator=gen),
+            REGION_HIST: torch.rand(B, TF, k, HH, generator=gen),
+            REGION_BOX: torch.cat([xy, 0.1 + 0.3 * torch.rand(B, TF, k, 2, generator=gen)], -1),
+            REGION_VALID: valid, REGION_PERSON: torch.tensor([[1.0, 0.0, 1.0][:k]] * B)}
+
+
+def moved(stream: RegionMotionStream) -> RegionMotionStream:
+    """The stream with its interactor's output projection away from zero, as after some training."""
+    torch.nn.init.normal_(stream.interactor.out.weight, std=0.5)
+    return stream
+
+
+def test_untrained_it_is_the_flow_encoder_exactly():
+    torch.manual_seed(0)
+    regions, flow = RegionMotionStream(**ARGS).eval(), FlowStream(**ARGS).eval()
+    flow.encoder.load_state_dict(regions.encoder.state_dict())  # the same global encoder weights
+    batch = region_batch()
+    with torch.no_grad():
+        got, want = regions(batch), flow(batch)
+        assert got.shape == (B, TF, DM)
+        assert torch.equal(got, want)  # zero-initialised interactor output: m = g
+        assert not torch.equal(moved(regions)(batch), want)  # and it can move away
+
+
+def test_invalid_slots_are_never_read_and_an_empty_step_is_finite():
+    torch.manual_seed(0)
+    stream = moved(RegionMotionStream(**ARGS)).eval()
+    batch = region_batch()
+    invalid = batch[REGION_VALID] == 0  # (B, Tf, K)
+    noisy = {**batch, REGION_HIST: torch.where(invalid[..., None], 100 * torch.randn(B, TF, K, HH), batch[REGION_HIST]),
+             REGION_BOX: torch.where(invalid[..., None], torch.rand(B, TF, K, 4), batch[REGION_BOX])}
+    empty = {**batch, REGION_VALID: torch.zeros(B, TF, K)}
+    with torch.no_grad():
+        out = stream(batch)
+        torch.testing.assert_close(stream(noisy), out, rtol=0, atol=1e-6)
+        assert not torch.allclose(stream({**batch, REGION_HIST: batch[REGION_HIST] + 1}), out)  # valid ones are read
+        assert torch.isfinite(stream(empty)).all()
+
+
+def test_masked_tokens_are_as_if_absent():
+    torch.manual_seed(0)
+    interactor = moved(RegionMotionStream(**ARGS)).interactor.eval()
+    g, tokens = torch.randn(B, TF, DM), torch.randn(B, TF, 4, DM)
+    valid = torch.rand(B, TF, 4) > 0.5
+    with torch.no_grad():
+        alone = interactor(g, tokens[:, :, :0], valid[:, :, :0])  # the null token only
+        torch.testing.assert_close(interactor(g, tokens, torch.zeros_like(valid)), alone)
+        kept = interactor(g, tokens, valid)
+        torch.testing.assert_close(interactor(g, torch.where(valid[..., None], tokens, -tokens), valid), kept)
+        assert not torch.allclose(kept, alone)
+
+
+def test_one_slot_has_no_pairs_and_still_runs():
+    stream = moved(RegionMotionStream(**ARGS)).eval()
+    with torch.no_grad():
+        assert stream(region_batch(k=1)).shape == (B, TF, DM)
+
+
+def test_gradients_reach_the_region_parts_once_the_interactor_moves():
+    torch.manual_seed(0)
+    stream = RegionMotionStream(**ARGS).train()
+    region_parts = ("slots.embed", "slots.temporal", "pairs.embed")
+
+    def grads() -> dict[str, float]:
+        stream.zero_grad()
+        stream(region_batch()).pow(2).mean().backward()
+        return {p: sum(float(w.grad.abs().sum()) for n, w in stream.named_parameters() if n.startswith(p))
+                for p in region_parts + ("interactor.out",)}
+
+    first = grads()
+    assert first["interactor.out"] > 0 and not any(first[p] for p in region_parts)  # zero output blocks them
+    opt = torch.optim.Adam(stream.parameters(), lr=1e-2)
+    opt.step()
+    assert all(v > 0 for v in grads().values())
+
+
+def test_config_needs_regions_for_a_region_encoder_and_drops_them_otherwise():
+    base = dict(clip_dim=24, flow_grid=G, flow_hist_dim=HH, n_classes=3, n_frames=6, n_flow=TF, hidden=16,
+                motion_dim=DM)
+    with pytest.raises(ValueError, match="--detector hog"):
+        ModelConfig(**base, motion_encoder="flow_regions")
+    cfg = ModelConfig(**base, motion_encoder="flow_regions", n_regions=K)
+    assert cfg.needs_regions and cfg.n_regions == K
+    assert ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    plain = ModelConfig(**base, n_regions=K)  # a store with boxes, a model that does not read them
+    assert not plain.needs_regions and plain == ModelConfig(**base)
