@@ -91,44 +91,94 @@ class Detector:
         raise NotImplementedError
 
 
-class HogPeople(Detector):
-    """OpenCV's default HOG people detector (a linear SVM over 64 x 128 windows), persons only.
+@dataclass(frozen=True)
+class HogPass:
+    """One multi-scale run of the HOG window over the frame scaled to `height` px, with replicated margins.
 
-    The frame is first given a replicated border of `border` x its height on each side: the
-    detector's window needs margin around a person, and a person who fills the frame height (arms
-    raised above the head) has none. The padded frame is then resized to `width` pixels, which sets
-    the smallest person found and the cost.
+    The window (64 x 128) holds a person about 96 px tall, so a pass finds people from 96 / `height` of
+    the frame's height up to that times SCALE ** (levels - 1). Margins are in frame heights: `border`
+    on the top, left and right, `bottom` below. `hit_threshold` is the SVM margin a window needs
+    (OpenCV's default 0; below 0 keeps weaker windows). Boxes whose top lies above `min_top` (in frame
+    heights, 0 = the frame's top edge) are dropped.
     """
 
-    def __init__(self, top_k: int = 4, width: int = 240, border: float = 0.5, min_score: float = 0.0,
-                 nms_iou: float = 0.4):
-        self.top_k, self.width, self.border, self.min_score, self.nms_iou = top_k, width, border, min_score, nms_iou
+    height: int
+    border: float
+    bottom: float
+    hit_threshold: float
+    levels: int = 64  # OpenCV's default: the pyramid runs until the frame is smaller than the window
+    min_top: float = -np.inf
+
+
+# Why these two passes and these numbers: docs/design-choices.md, "People in the frame".
+HOG_PASSES = (
+    # near: a person about as tall as the frame or taller, cut off by its bottom edge with the head in
+    # view; the replicated rows below stand in for the legs. A box reaching far above the frame's top
+    # is the whole padded image taken for a person, not someone whose head is in view.
+    HogPass(height=96, border=0.5, bottom=0.75, hit_threshold=-0.8, min_top=-0.1),
+    # far: a whole person from about half the frame's height (96 / 200) up to its full height
+    HogPass(height=200, border=0.2, bottom=0.2, hit_threshold=-0.3, levels=16),
+)
+SCALE = 1.05  # pyramid step of detectMultiScale
+STRIDE = 8  # window stride in px (the HOG block stride)
+
+
+class HogPeople(Detector):
+    """OpenCV's default HOG people detector (a linear SVM over 64 x 128 windows) in `passes`, persons only.
+
+    Each pass (a `HogPass`) scans the grey frame at its own size; the boxes of all passes are merged
+    by non-maximum suppression at `nms_iou` and the `top_k` best kept, scored by the SVM margin.
+    """
+
+    def __init__(self, top_k: int = 4, passes: tuple[HogPass, ...] = HOG_PASSES, nms_iou: float = 0.4):
+        self.top_k, self.passes, self.nms_iou = top_k, passes, nms_iou
         self._svm = np.asarray(cv2.HOGDescriptor_getDefaultPeopleDetector(), np.float32).ravel()
-        self._hog = cv2.HOGDescriptor()
-        self._hog.setSVMDetector(self._svm)
+        self._hogs = [self._descriptor(p.levels) for p in passes]
+
+    def _descriptor(self, levels: int) -> cv2.HOGDescriptor:
+        # OpenCV's default people descriptor, but for the number of pyramid levels (only settable here)
+        hog = cv2.HOGDescriptor((64, 128), (16, 16), (8, 8), (8, 8), 9, 1, -1, cv2.HOGDescriptor_L2Hys, 0.2, True,
+                                levels, False)
+        hog.setSVMDetector(self._svm)
+        return hog
 
     def identity(self) -> dict:
-        # the SVM ships inside OpenCV: its coefficients' hash is what another OpenCV build must match
+        # The SVM ships inside OpenCV: its coefficients are what another OpenCV build must match. The
+        # passes change the boxes as much as the weights do, so they are hashed with them: a store made
+        # with other settings refuses this detector instead of mixing its boxes in.
+        settings = repr((self.passes, SCALE, STRIDE, self.nms_iou))
         return {"name": "hog", "source": f"opencv {cv2.__version__} HOGDescriptor_getDefaultPeopleDetector",
-                "weights_sha256": hashlib.sha256(self._svm.tobytes()).hexdigest()}
+                "weights_sha256": hashlib.sha256(self._svm.tobytes() + settings.encode()).hexdigest(),
+                "settings": settings}
 
     def __call__(self, rgb: np.ndarray) -> Boxes:
-        h, w = rgb.shape[:2]
-        pad = int(round(self.border * h))
-        padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        scale = self.width / padded.shape[1]
-        small = cv2.resize(padded, (self.width, max(1, int(round(padded.shape[0] * scale)))),
-                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        rects, weights = self._hog.detectMultiScale(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), winStride=(8, 8),
-                                                    padding=(16, 16), scale=1.05)
-        if len(rects) == 0:
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)  # (H, W) uint8
+        found = [self._scan(gray, p, hog) for p, hog in zip(self.passes, self._hogs)]
+        xyxy = np.concatenate([f[0] for f in found])  # (N, 4) normalised, may reach outside [0, 1]
+        scores = np.concatenate([f[1] for f in found])  # (N,) SVM margins, may be negative
+        if len(scores) == 0:
             return Boxes.empty()
-        scores = np.ravel(weights).astype(np.float32)
-        keep = cv2.dnn.NMSBoxes([list(map(int, r)) for r in rects], scores.tolist(), self.min_score, self.nms_iou)
-        keep = np.ravel(keep)[: self.top_k] if len(keep) else np.zeros(0, np.int64)  # NMSBoxes: best first
-        x, y, bw, bh = (np.asarray(rects, np.float32)[keep] / scale).T  # padded frame's pixels
-        xyxy = np.stack([(x - pad) / w, (y - pad) / h, (x + bw - pad) / w, (y + bh - pad) / h], 1)  # (K, 4)
-        return Boxes(np.clip(xyxy, 0.0, 1.0).astype(np.float32), scores[keep], np.full(len(keep), PERSON))
+        # NMSBoxes wants scores above its threshold (>= 0); the logistic keeps their order
+        keep = cv2.dnn.NMSBoxes(np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], 1).tolist(),
+                                (1 / (1 + np.exp(-scores))).tolist(), 0.0, self.nms_iou)
+        keep = np.ravel(keep).astype(np.int64)[: self.top_k]  # best first
+        return Boxes(np.clip(xyxy[keep], 0.0, 1.0).astype(np.float32), scores[keep].astype(np.float32),
+                     np.full(len(keep), PERSON, np.int64))
+
+    @staticmethod
+    def _scan(gray: np.ndarray, p: HogPass, hog: cv2.HOGDescriptor) -> tuple[np.ndarray, np.ndarray]:
+        """One pass over a grey frame (H, W) -> boxes (N, 4) f32 normalised to the frame, margins (N,) f32."""
+        h, w = gray.shape
+        size = (max(1, round(w * p.height / h)), p.height)
+        small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA if p.height < h else cv2.INTER_LINEAR)
+        side, below = round(p.border * p.height), round(p.bottom * p.height)
+        padded = cv2.copyMakeBorder(small, side, below, side, side, cv2.BORDER_REPLICATE)
+        rects, weights = hog.detectMultiScale(padded, hitThreshold=p.hit_threshold, winStride=(STRIDE, STRIDE),
+                                              padding=(16, 16), scale=SCALE)
+        x, y, bw, bh = np.asarray(rects, np.float32).reshape(-1, 4).T  # padded pixels
+        xyxy = np.stack([x - side, y - side, x + bw - side, y + bh - side], 1) / np.float32([*size, *size])
+        ok = xyxy[:, 1] >= p.min_top
+        return xyxy[ok], np.ravel(weights).astype(np.float32)[ok]
 
 
 @register_detector("hog")
