@@ -1,8 +1,9 @@
 """fgm-predict with a region checkpoint: the region slots are read and give the trained model's logits.
 
-Stage one does not yet write boxes (issue 15's detector is being wired into fgm-extract), so the
-extraction step is replaced by a copy of the store with boxes' entries: everything after it is
-predict's own path.
+The logits test replaces the extraction step by a copy of the store's entries (fake but well-formed
+boxes), so everything after it is predict's own path and the logits can be compared exactly; the
+last test runs the whole path for real: fgm-extract --detector hog, training, then predict
+extracting the new video with the checkpoint's detector.
 """
 
 from __future__ import annotations
@@ -80,3 +81,14 @@ def test_a_region_checkpoint_without_boxes_in_its_config_is_refused_before_extra
     monkeypatch.setattr(predict, "_extract", lambda *a: pytest.fail("extracted before refusing"))
     with pytest.raises(StoreError, match="--detector hog"):
         predict.predict_videos(forged, ["a.mp4"], OPTIONS)
+
+
+def test_extract_with_hog_train_and_predict_end_to_end(tiny_videos, tmp_path, run_extract_cli):
+    store = tmp_path / "hog.zarr"
+    assert run_extract_cli(tiny_videos, store, "--detector", "hog", frames=4).exit_code == 0
+    out = tmp_path / "run"
+    run_experiment(Experiment(store=str(store), train=TrainConfig(epochs=1, hidden=32, motion_dim=32, device="cpu"),
+                              split=SplitSpec(val_fraction=0.5), variants=("flow_regions_only",), out=out, quiet=True))
+    video = sorted(tiny_videos.rglob("*.mp4"))[0]
+    report = predict.predict_videos(next(out.rglob("checkpoint.pt")), [video], OPTIONS)
+    assert [v.ok for v in report.videos] == [True] and len(report.videos[0].logits) == len(report.classes)
