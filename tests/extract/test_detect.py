@@ -76,10 +76,17 @@ def person_frame(x: int, h: int = 240, w: int = 320) -> np.ndarray:
     return np.repeat(np.where(mask > 0, cloth, ground)[:, :, None], 3, axis=2)
 
 
+def drawn_extent(rgb: np.ndarray) -> np.ndarray:
+    """The bounding box of person_frame's dark silhouette (cloth below 80, ground above 150) -> (4,) xyxy normalised."""
+    rows, cols = np.nonzero(rgb[:, :, 0] < 115)
+    h, w = rgb.shape[:2]
+    return np.float32([cols.min() / w, rows.min() / h, (cols.max() + 1) / w, (rows.max() + 1) / h])
+
+
 def test_hog_box_and_the_flow_inside_it_follow_a_drawn_person_moving_right():
-    """Known answer: a silhouette moved right by 24 px of 320 moves the best box's centre by 0.075 of the width
-    (within one window stride, 8 px of the far pass's 200 px high frame = 0.03 of this one's width), and the
-    flow inside the first frame's box points right."""
+    """Known answer: the best box holds the whole drawn silhouette; a silhouette moved right by 24 px of 320
+    moves its centre by 0.075 of the width (within one window stride, 8 px of the far pass's 200 px high frame
+    = 0.03 of this one's width), and the flow inside the first frame's box points right."""
     detector = make_detector("hog")
     shift = 24
     first, second = person_frame(100), person_frame(100 + shift)
@@ -88,6 +95,8 @@ def test_hog_box_and_the_flow_inside_it_follow_a_drawn_person_moving_right():
     assert len(before) and len(after) and before.classes[0] == after.classes[0] == PERSON
     x0, y0, x1, y1 = before.xyxy[0]
     assert x0 < 100 / 320 < x1 and y0 < 0.5 < y1  # on the person
+    drawn = drawn_extent(first)  # the box is HOG's window: the whole person and a margin around it
+    assert (before.xyxy[0, :2] <= drawn[:2]).all() and (before.xyxy[0, 2:] >= drawn[2:]).all(), (before.xyxy[0], drawn)
     move = after.xyxy[0, [0, 2]].mean() - before.xyxy[0, [0, 2]].mean()
     assert abs(move - shift / 320) < 0.03, move
     flow, _ = FlowComputer(FlowConfig())(first, second)  # (2, G, G) f16, grid pixels
