@@ -23,13 +23,13 @@ from fgm_common.store import PERSON_CLASS
 
 PERSON = PERSON_CLASS  # the store's class index of a person; object classes of a detector that has them follow
 
-DETECTORS: dict[str, Callable[[DetectConfig], "Detector"]] = {}  # name -> factory(config)
+DETECTORS: dict[str, Callable[[DetectConfig, str], "Detector"]] = {}  # name -> factory(config, device)
 # name -> check(config) -> config, for detectors whose weights are looked up (checked_config)
 DETECTOR_CHECKS: dict[str, Callable[[DetectConfig], DetectConfig]] = {}
 
 
 def register_detector(name: str, check: Callable[[DetectConfig], DetectConfig] | None = None) -> Callable:
-    def add(factory: Callable[[DetectConfig], Detector]) -> Callable[[DetectConfig], Detector]:
+    def add(factory: Callable[[DetectConfig, str], Detector]) -> Callable[[DetectConfig, str], Detector]:
         DETECTORS[name] = factory
         if check is not None:
             DETECTOR_CHECKS[name] = check
@@ -52,13 +52,17 @@ def checked_config(config: DetectConfig) -> DetectConfig:
     return check(config) if check is not None else config
 
 
-def make_detector(config: DetectConfig | str) -> Detector:
-    """The registered detector a DetectConfig (or a bare name, default settings) asks for; ValueError naming the choices."""
+def make_detector(config: DetectConfig | str, device: str = "cpu") -> Detector:
+    """The registered detector a DetectConfig (or a bare name, default settings) asks for; ValueError naming the choices.
+
+    `device` ("cpu", "cuda" or "auto") is where a torch detector runs, as CLIP's --device; OpenCV's HOG
+    runs on the CPU whatever it says.
+    """
     config = DetectConfig(name=config) if isinstance(config, str) else config
     check_name(config.name)
     if not config.enabled:
         raise ValueError("--detector none makes no detector; check DetectConfig.enabled first")
-    return DETECTORS[config.name](config)
+    return DETECTORS[config.name](config, device)
 
 
 @dataclass(frozen=True)
@@ -182,7 +186,9 @@ class HogPeople(Detector):
 
 
 @register_detector("hog")
-def _hog(config: DetectConfig) -> HogPeople:
+def _hog(config: DetectConfig, device: str) -> HogPeople:
+    # on the CPU even with a GPU: it is cheap beside CLIP (docs/design-choices.md), and OpenCV's CUDA HOG
+    # (CUDA builds only) was never run here to check that its boxes match these
     if config.weights:
         raise ValueError(f"--detector hog uses OpenCV's built-in people SVM; it takes no weights "
                          f"(got {config.weights!r})")
@@ -195,6 +201,6 @@ def _detr_checked(config: DetectConfig) -> DetectConfig:
 
 
 @register_detector("detr", check=_detr_checked)
-def _detr(config: DetectConfig) -> Detector:
+def _detr(config: DetectConfig, device: str) -> Detector:
     from extract.detect_detr import make_detr  # transformers is an optional extra, imported on use
-    return make_detr(config)
+    return make_detr(config, device=device)

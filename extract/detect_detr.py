@@ -33,6 +33,7 @@ from extract.errors import DetectorWeightsError
 from extract.seeded import seeded
 from extract.weights import _host_port, hub_offline, reachable
 from fgm_common.config import DetectConfig, is_random_weights
+from fgm_common.options import resolve_device
 
 DEFAULT_TAG = "facebook/detr-resnet-50"
 # transformers' own default threshold in DETR's post-processing; DETR needs no NMS (one box per query)
@@ -85,13 +86,14 @@ class DetrDetector(Detector):
     """DETR on one RGB frame (H, W, 3) uint8: up to `top_k` boxes scoring at least `min_score`, best first.
 
     A box's score is its query's softmax probability of its best kept class (the no-object and unused
-    columns are left out of the max, not of the softmax). Runs on the CPU with torch's thread setting
-    as the caller left it.
+    columns are left out of the max, not of the softmax). Runs on `device` ("auto": CUDA when torch sees
+    a GPU), on the CPU with torch's thread setting as the caller left it; boxes come back on the CPU.
     """
 
     def __init__(self, model: Any, processor: Any, source: str, hashes: dict, version: str, top_k: int = 4,
-                 min_score: float = MIN_SCORE):
-        self.model, self.processor = model.eval(), processor
+                 min_score: float = MIN_SCORE, device: str = "cpu"):
+        self.device = resolve_device(device)
+        self.model, self.processor = model.to(self.device).eval(), processor
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.top_k, self.min_score = top_k, min_score
@@ -107,13 +109,14 @@ class DetrDetector(Detector):
     @torch.inference_mode()
     def __call__(self, rgb: np.ndarray) -> Boxes:
         inputs = self.processor(images=rgb, return_tensors="pt", input_data_format="channels_last")
-        out = self.model(pixel_values=inputs["pixel_values"], pixel_mask=inputs["pixel_mask"])
-        probs = out.logits[0].float().softmax(-1)[:, self._columns]  # (Q, C)
+        out = self.model(pixel_values=inputs["pixel_values"].to(self.device),
+                         pixel_mask=inputs["pixel_mask"].to(self.device))
+        probs = out.logits[0].float().cpu().softmax(-1)[:, self._columns]  # (Q, C)
         scores, best = probs.max(-1)  # (Q,)
         order = torch.argsort(scores, descending=True, stable=True)
         order = order[scores[order] >= self.min_score][: self.top_k]  # (K,)
         # (cx, cy, w, h) relative to the frame: one image alone is resized, never padded
-        cx, cy, w, h = out.pred_boxes[0, order].float().unbind(-1)  # (K,) each
+        cx, cy, w, h = out.pred_boxes[0].float().cpu()[order].unbind(-1)  # (K,) each
         xyxy = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1).clamp(0.0, 1.0)  # (K, 4)
         return Boxes(xyxy.numpy().astype(np.float32), scores[order].numpy().astype(np.float32),
                      self._classes[best[order].numpy()].astype(np.int64))
@@ -146,11 +149,13 @@ def _source(config: DetectConfig, cache: str) -> tuple[str, str, str, str]:
     return hub_source(weights, cache), weights, weights, ""
 
 
-def make_detr(config: DetectConfig, cache_dir: str | None = None, min_score: float = MIN_SCORE) -> DetrDetector:
+def make_detr(config: DetectConfig, cache_dir: str | None = None, min_score: float = MIN_SCORE,
+              device: str = "cpu") -> DetrDetector:
     """The `detr` detector `config` asks for; DetectorWeightsError naming the ways out when its weights cannot be had.
 
     `cache_dir`: the hub cache (default: the hub client's, HF_HUB_CACHE). `config.sha256`, when set,
-    must match a local weights file's.
+    must match a local weights file's. The identity's hash is taken on the CPU, before the model
+    moves to `device`, so a GPU run and a CPU run record the same weights.
     """
     cache = cache_dir or hub_constants.HF_HUB_CACHE
     # where the weights come from is settled before transformers is imported (seconds) or the hub is called
@@ -165,7 +170,7 @@ def make_detr(config: DetectConfig, cache_dir: str | None = None, min_score: flo
                                          local_files_only=kind != "download")
     # the keys fgm_common.identity compares: a local file by its bytes, other weights by their tensors
     hashes = {"file_sha256": file_hash} if file_hash else {"weights_sha256": state_sha256(model)}
-    return DetrDetector(model, processor, source, hashes, transformers.__version__, config.top_k, min_score)
+    return DetrDetector(model, processor, source, hashes, transformers.__version__, config.top_k, min_score, device)
 
 
 def random_detr(seed: int) -> Any:

@@ -73,8 +73,9 @@ class EarlyDecode:
     """Runs `produce` over `items` in a thread, frames kept raw, until `hand_over()` or EARLY_BYTES."""
 
     def __init__(self, items: list[VideoItem], config: ExtractConfig, run_id: str = "",
-                 budget: int = EARLY_BYTES, claim: Claim | None = None):
+                 budget: int = EARLY_BYTES, claim: Claim | None = None, device: str = "cpu"):
         self._items, self._config, self._run_id, self._budget = items, config, run_id, budget
+        self._device = device  # a torch detector's, as the towers' --device (HOG ignores it)
         self._claim = claim  # asked before each video, as the producer asks (extract/produce.py)
         self._stop = threading.Event()
         self._made = Handover()
@@ -90,7 +91,7 @@ class EarlyDecode:
 
     def _decode(self) -> None:
         flow = FlowComputer(self._config.flow)  # handed over with the stopped video's generator
-        detector = make_detector(self._config.detect) if self._config.detect.enabled else None
+        detector = make_detector(self._config.detect, self._device) if self._config.detect.enabled else None
         held = 0
         for item in self._items:
             if self._stop.is_set():

@@ -50,6 +50,7 @@ from extract.flow import FlowComputer
 from extract.inputs import VideoItem
 from extract.preprocess import preprocessor
 from extract.produce import Claim, produce
+from extract.tracks import TRACKER
 from extract.threads import EntryWriter, ordered_messages, release_free_memory
 from fgm_common.config import ExtractConfig
 from fgm_common.store import CLIP, TOKENS, FeatureStore
@@ -89,8 +90,8 @@ class Extractor:
         # one per producer thread: a flow backend holds state (a DIS object, CUDA streams)
         self.flows = [FlowComputer(config.flow) for _ in range(self.decode_threads)]
         # likewise a detector per producer thread (a DETR model is not shared across threads)
-        self.detectors = ([make_detector(config.detect) for _ in range(self.decode_threads)] if config.detect.enabled
-                          else [None] * self.decode_threads)
+        self.detectors = ([make_detector(config.detect, self.clip.device) for _ in range(self.decode_threads)]
+                          if config.detect.enabled else [None] * self.decode_threads)
         # frozen extra backbones beside CLIP, in the config's order (e.g. resnet50 for the no-CLIP ablation)
         self.backbones = {name: load_backbone(name, config.backbone_weights, config.random_seed, self.clip.device)
                           for name in config.backbones}
@@ -100,7 +101,8 @@ class Extractor:
         for name, net in self.backbones.items():
             self.store.record_weights(net.identity, backbone=name)
         if config.detect.enabled:
-            self.store.record_weights(self.detectors[0].identity(), detector=config.detect.name)
+            identity = {**self.detectors[0].identity(), "tracker": TRACKER}  # recorded, not compared
+            self.store.record_weights(identity, detector=config.detect.name)
 
     # ---- producer side (runs in a thread) ---------------------------------------------------
     def _producer(self, items: list[VideoItem], early: EarlyDecode | None, claim: Claim | None, q: queue.Queue,

@@ -160,7 +160,8 @@ def run_extract(discovery: Discovery, config: ExtractConfig, store_url: str, opt
             else:
                 from extract.early import EarlyDecode  # no torch: it decodes while torch and the towers load
 
-                early = EarlyDecode(pending, config, run_id, claim=sharing.claim) if extractor is None else None
+                early = (EarlyDecode(pending, config, run_id, claim=sharing.claim, device=options.device)
+                         if extractor is None else None)
                 try:
                     local_extractor().run(pending, record, early, sharing.claim)
                 finally:

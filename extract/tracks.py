@@ -1,9 +1,11 @@
-"""Boxes linked across frames into tracks: a track id per box, kept while the box overlaps its last place.
+"""Boxes linked across frames into tracks: a track id per box, kept while the box overlaps the track's last place.
 
-Greedy matching by intersection over union between consecutive frames: the best-overlapping pair
-first, each box used once, pairs under `min_iou` never joined. A box left unmatched starts a new
-track; a track not seen in a frame ends. Enough for the few people of an action clip, and what the
-store's track arrays will be made with (issue 15).
+Greedy matching by intersection over union of each box with every track's latest box: the
+best-overlapping pair first, each box and track used once, pairs under `min_iou` never joined. A box
+left unmatched starts a new track. A track outlives frames where it has no box: a detector misses a
+person in runs of frames (HOG in a pose its pedestrian model does not know, such as arms overhead),
+and ending the track there split one person into several tracks (docs/design-choices.md, "Tracks").
+Enough for the few people of an action clip; `TRACKER` says in the store which rule linked its tracks.
 """
 
 from __future__ import annotations
@@ -11,6 +13,11 @@ from __future__ import annotations
 import numpy as np
 
 from extract.detect import Boxes
+
+
+MIN_IOU = 0.3
+# Recorded beside the detector's identity (weights/detector-<name>.json): how box_track was made.
+TRACKER = f"greedy IoU >= {MIN_IOU} against each track's latest box, tracks kept through frames without a box"
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -23,23 +30,25 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
-def link_tracks(frames: list[Boxes], min_iou: float = 0.3) -> list[np.ndarray]:
+def link_tracks(frames: list[Boxes], min_iou: float = MIN_IOU) -> list[np.ndarray]:
     """A track id (int64) per box of every frame, ids counted from 0 in order of first appearance."""
     ids: list[np.ndarray] = []
-    next_id = 0
-    prev: Boxes | None = None
+    last: list[np.ndarray] = []  # track id -> its latest box (4,)
     for boxes in frames:
         got = np.full(len(boxes), -1, np.int64)
-        if prev is not None and len(prev) and len(boxes):
-            overlap = iou(prev.xyxy, boxes.xyxy)  # (previous boxes, these boxes)
-            for flat in np.argsort(-overlap, axis=None):
-                i, j = np.unravel_index(flat, overlap.shape)
-                if overlap[i, j] < min_iou:
+        if last and len(boxes):
+            overlap = iou(np.stack(last), boxes.xyxy)  # (tracks so far, these boxes)
+            taken = np.zeros(len(last), bool)
+            for flat in np.argsort(-overlap, axis=None, kind="stable"):
+                t, j = np.unravel_index(flat, overlap.shape)
+                if overlap[t, j] < min_iou:
                     break
-                if got[j] == -1 and ids[-1][i] not in got:
-                    got[j] = ids[-1][i]
+                if got[j] == -1 and not taken[t]:
+                    got[j], taken[t] = t, True
         for j in np.flatnonzero(got == -1):
-            got[j], next_id = next_id, next_id + 1
+            got[j] = len(last)
+            last.append(boxes.xyxy[j])
+        for j, t in enumerate(got):
+            last[t] = boxes.xyxy[j]
         ids.append(got)
-        prev = boxes
     return ids

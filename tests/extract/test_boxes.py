@@ -10,6 +10,7 @@ from extract.detect import PERSON, Boxes, Detector
 from extract.flow import FlowComputer, flow_histogram
 from extract.inputs import VideoItem
 from extract.produce import produce
+from extract.tracks import TRACKER
 from fgm_common.config import DetectConfig, ExtractConfig, FlowConfig
 from fgm_common.store import (BOX_ARRAYS, BOX_CLASS, BOX_FLOW_HIST, BOX_TRACK, BOX_VALID, BOXES, FLOW_HIST,
                               FeatureStore)
@@ -67,8 +68,8 @@ def test_recorder_gives_fixed_size_slots_tracks_and_box_flow():
     assert a[BOX_VALID].tolist() == [[True, True, False], [False] * 3, [True, False, False]]
     assert a[BOX_CLASS][0].tolist() == [PERSON, PERSON, -1] and (a[BOX_TRACK][1] == -1).all()
     assert not a[BOXES][~a[BOX_VALID]].any()  # invalid slots are zero
-    # frame 1 has no box, so the person of frame 2 starts a new track
-    assert a[BOX_TRACK][0, :2].tolist() == [0, 1] and a[BOX_TRACK][2, 0] == 2
+    # frame 1 has no box; the person back in its place in frame 2 keeps its track
+    assert a[BOX_TRACK][0, :2].tolist() == [0, 1] and a[BOX_TRACK][2, 0] == 0
     assert a[BOX_FLOW_HIST][0, 0, 0] == pytest.approx(2.5) and np.allclose(a[BOX_FLOW_HIST][0, 1, :BINS], 0)
     assert a[BOX_FLOW_HIST][1, 0, 0] == pytest.approx(2.5) and not a[BOX_FLOW_HIST][1, 1:].any()
 
@@ -95,6 +96,7 @@ def test_extract_with_hog_writes_box_arrays_and_the_detector_s_identity(tiny_vid
     store = FeatureStore.open(str(out))
     assert store.config.detect == DetectConfig(name="hog", top_k=2)
     assert store.detector_identity["name"] == "hog" and len(store.detector_identity["weights_sha256"]) == 64
+    assert store.detector_identity["tracker"] == TRACKER  # how box_track was linked
     for entry in store.entries():
         a = store.read(entry, BOX_ARRAYS)
         assert a[BOXES].shape == (4, 2, 4) and a[BOX_VALID].dtype == bool
@@ -107,3 +109,27 @@ def test_extract_with_hog_writes_box_arrays_and_the_detector_s_identity(tiny_vid
 def test_an_unknown_detector_is_refused_before_anything_runs(tiny_videos, tmp_path, run_extract_cli):
     result = run_extract_cli(tiny_videos, tmp_path / "x.zarr", "--detector", "yolo-9000")
     assert result.exit_code == 2 and "hog" in result.output and not (tmp_path / "x.zarr").exists()
+
+
+def test_dask_workers_write_the_boxes_of_one_process(shared_data, tmp_path, run_extract_cli):
+    """`--detector hog` through a dask cluster: the same box arrays and detector identity as in-process."""
+    from dask.distributed import LocalCluster
+
+    chosen = sorted(shared_data.glob("ud810_ps7/*/*P1T1.avi"))[:2]
+    manifest = tmp_path / "two.txt"
+    manifest.write_text("".join(f"{p} {p.parent.name}\n" for p in chosen))
+    local_url, dask_url = tmp_path / "local.zarr", tmp_path / "dask.zarr"
+    assert run_extract_cli(manifest, local_url, "--detector", "hog", frames=4).exit_code == 0
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        result = run_extract_cli(manifest, dask_url, "--detector", "hog", "--scheduler", cluster.scheduler_address,
+                                 frames=4)
+    assert result.exit_code == 0, result.output
+    local, dask = FeatureStore.open(str(local_url)), FeatureStore.open(str(dask_url))
+    assert dask.detector_identity == local.detector_identity
+    found = 0
+    for entry in local.entries():
+        ours, theirs = dask.read(entry.key, BOX_ARRAYS), local.read(entry, BOX_ARRAYS)
+        for name in BOX_ARRAYS:
+            np.testing.assert_array_equal(ours[name], theirs[name], err_msg=name)
+        found += int(theirs[BOX_VALID].any(1).sum())
+    assert found >= 6, f"HOG found the person in {found} of 8 frames: the comparison would be of empty arrays"

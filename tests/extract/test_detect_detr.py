@@ -71,6 +71,27 @@ def test_same_seed_same_weights_and_boxes_and_the_callers_rng_untouched(monkeypa
     assert np.array_equal(found_a.xyxy, found_b.xyxy) and np.array_equal(found_a.scores, found_b.scores)
 
 
+def test_device_auto_is_the_cpu_without_a_gpu_and_the_identity_does_not_depend_on_it(monkeypatch):
+    forbid_network(monkeypatch)
+    config = DetectConfig(name="detr", weights="none")
+    auto, cpu = make_detector(config, "auto"), make_detr(config)
+    assert auto.device == ("cuda" if torch.cuda.is_available() else "cpu") and cpu.device == "cpu"
+    assert auto.identity() == cpu.identity()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+def test_detr_on_a_gpu_finds_the_cpu_s_boxes(monkeypatch):
+    """The model on CUDA, the boxes back on the host: the same boxes, classes and order as on the CPU."""
+    forbid_network(monkeypatch)
+    config = DetectConfig(name="detr", weights="none", top_k=3)
+    cpu, gpu = make_detr(config, min_score=0.0), make_detr(config, min_score=0.0, device="cuda")
+    assert next(gpu.model.parameters()).is_cuda and gpu.identity() == cpu.identity()
+    a, b = cpu(FRAME), gpu(FRAME)
+    np.testing.assert_allclose(b.xyxy, a.xyxy, atol=1e-3)
+    np.testing.assert_allclose(b.scores, a.scores, atol=1e-3)
+    assert np.array_equal(b.classes, a.classes)
+
+
 @pytest.mark.parametrize("offline", [True, False], ids=["HF_HUB_OFFLINE", "hub-unreachable"])
 def test_unavailable_hub_tag_fails_fast_naming_the_ways_out(monkeypatch, tmp_path, offline):
     hub_offline_env(monkeypatch, offline)

@@ -27,7 +27,15 @@ def test_two_people_moving_right_keep_their_ids_in_any_order():
     assert [list(i) for i in ids] == [[0, 1], [0, 1], [0, 1], [1, 0], [0, 1]]
 
 
-def test_a_box_that_appears_elsewhere_starts_a_track_and_a_gap_ends_one():
+def test_a_box_that_appears_elsewhere_starts_a_track_and_a_gap_ends_none():
+    """Frames without a box (a detector's misses) do not end a track: the box back in its place keeps its id."""
     frames = [boxes((0.1, 0.1, 0.3, 0.5)), boxes((0.12, 0.1, 0.32, 0.5), (0.7, 0.1, 0.9, 0.5)),
-              Boxes.empty(), boxes((0.7, 0.1, 0.9, 0.5))]
-    assert [list(i) for i in link_tracks(frames)] == [[0], [0, 1], [], [2]]
+              Boxes.empty(), Boxes.empty(), boxes((0.7, 0.1, 0.9, 0.5), (0.14, 0.1, 0.34, 0.5)),
+              boxes((0.4, 0.1, 0.6, 0.5))]
+    assert [list(i) for i in link_tracks(frames)] == [[0], [0, 1], [], [], [1, 0], [2]]
+
+
+def test_a_track_takes_one_box_and_the_better_overlap_wins():
+    """Two boxes over one track's place: the one overlapping it more continues it, the other starts a track."""
+    frames = [boxes((0.1, 0.1, 0.3, 0.5)), boxes((0.15, 0.1, 0.35, 0.5), (0.11, 0.1, 0.31, 0.5))]
+    assert [list(i) for i in link_tracks(frames)] == [[0], [1, 0]]
