@@ -297,7 +297,7 @@ class FeatureStore:
         if missing:
             raise StoreError(
                 f"entry {eid} has no {missing}; re-extract with the option that writes them "
-                "(e.g. --tokens for 'tokens', --backbone resnet50)"
+                "(e.g. --tokens for 'tokens', --backbone resnet50, --detector hog for the box arrays)"
             )
         return {n: group[n][:] for n in names}
 
