@@ -1,6 +1,6 @@
 """Synthetic fine-grained video sets: render clips of the classes in extract/synth_classes.py and write them.
 
-Two tasks (SynthConfig.task). "motion": classes come in pairs whose clips share every frame and differ
+Three tasks (SynthConfig.task); "people" is drawn by extract/synth_people.py, the two below here. "motion": classes come in pairs whose clips share every frame and differ
 only in frame order (time reversal, or a stride that turns one swing into several), with shape,
 colour and background random per clip, so only motion tells a pair apart. "mixed": three fixed
 looks (shape and colour) x two circling directions, so only look and motion together separate all
@@ -22,14 +22,15 @@ import numpy as np
 from rich.progress import track
 
 from extract.synth_classes import (
-    CLASS_DESCRIPTIONS, COLOUR_JITTER, DEFAULT_CLASSES, DEFAULT_TASK, LOOKS, MIXED_CLASSES, MOTIONS, TASKS,
-    ClassSpec, Look, Motion, check_classes, task_classes,
+    CLASS_DESCRIPTIONS, COLOUR_JITTER, DEFAULT_CLASSES, DEFAULT_TASK, LOOKS, MIXED_CLASSES, MOTIONS, PEOPLE_CLASSES,
+    TASKS, ClassSpec, Look, Motion, check_classes, task_classes,
 )
+from extract.synth_people import PEOPLE_TASK, render_person_clip
 
 # Re-exported: other code imports the class definitions from here, as it did before they moved.
 __all__ = [
     "CLASS_DESCRIPTIONS", "CODEC_EXTENSIONS", "DEFAULT_CLASSES", "DEFAULT_TASK", "LOOKS", "MIXED_CLASSES",
-    "MOTIONS", "RENDER_FIELDS", "SHAPES", "TASKS", "BACKGROUNDS", "ClassSpec", "Look", "Motion",
+    "MOTIONS", "PEOPLE_CLASSES", "RENDER_FIELDS", "SHAPES", "TASKS", "BACKGROUNDS", "ClassSpec", "Look", "Motion",
     "SynthConfig", "clip_path", "clip_rng", "render_clip", "render_clip_with_track", "task_classes",
     "write_dataset",
 ]
@@ -46,7 +47,7 @@ class SynthConfig:
     """What `write_dataset` makes; saved as OUT/synth_config.json beside the videos."""
 
     videos_per_class: int = 20
-    task: str = DEFAULT_TASK  # a key of TASKS: "motion" or "mixed"
+    task: str = DEFAULT_TASK  # a key of TASKS: "motion", "mixed" or "people"
     classes: tuple[str, ...] | None = None  # None: all of the task's classes
     size: int = 112  # frames are size x size
     fps: float = 25.0
@@ -143,10 +144,12 @@ def _fit(points: np.ndarray, rng: np.random.Generator, size: int, margin: float)
 def render_clip_with_track(
     label: str, rng: np.random.Generator, cfg: SynthConfig
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One clip of `label` (a class of cfg.task): (T, H, W, 3) uint8 RGB frames, (T, 2) float shape centres."""
+    """One clip of `label` (a class of cfg.task): (T, H, W, 3) uint8 RGB frames, (T, 2) float shape (or person) centres."""
     spec = TASKS[cfg.task][label]
-    motion, look = MOTIONS[spec.motion], LOOKS[spec.look]
     n = int(rng.integers(cfg.min_frames, cfg.max_frames + 1))
+    if cfg.task == PEOPLE_TASK:
+        return render_person_clip(label, rng, cfg.size, n)
+    motion, look = MOTIONS[spec.motion], LOOKS[spec.look]
     # Everything below is drawn identically for the two members of a pair; only `order` differs. For
     # one look, and for the looks of the mixed task alike (same draws), the path does not depend on it.
     phase = rng.uniform() + motion.cycles(rng) * np.arange(n) / n  # (T,) in cycles

@@ -1,11 +1,13 @@
 """The classes of the synthetic sets: per task, class name -> (motion, look), plus their descriptions.
 
 A class is a motion (a path over the phase and a reordering of the rendered frames) and a look (how
-the shape and the background are drawn). Two tasks:
+the shape and the background are drawn). Three tasks:
 
 - "motion": six classes in three pairs; the look is random per clip, so only motion separates them.
 - "mixed": three fixed looks x {clockwise, counterclockwise}; only look and motion together separate
   all six.
+- "people": a drawn person's arm gestures beside a moving object (extract/synth_people.py, which
+  owns its classes; here they are only named, under the look "person").
 
 Rendering is in extract/synth.py; docs/synth.md explains both sets and how their properties are checked.
 """
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 import numpy as np
+
+from extract.synth_people import PEOPLE_DESCRIPTIONS, PEOPLE_TASK
 
 # ---- motion: a path over the phase (in cycles), how many cycles, and a reordering of frames ----
 
@@ -138,6 +142,7 @@ TASKS: dict[str, dict[str, ClassSpec]] = {
     "motion": {name: ClassSpec(name, "random") for name in MOTIONS},
     "mixed": {f"{look}_{motion.removeprefix('circle_')}": ClassSpec(motion, look)
               for look in MIXED_LOOKS for motion in MIXED_MOTIONS},
+    PEOPLE_TASK: {name: ClassSpec(name, "person") for name in PEOPLE_DESCRIPTIONS},
 }
 
 DEFAULT_TASK = "motion"
@@ -145,9 +150,11 @@ DEFAULT_CLASSES: tuple[str, ...] = tuple(TASKS["motion"])
 MIXED_CLASSES: tuple[str, ...] = tuple(TASKS["mixed"])
 
 CLASS_DESCRIPTIONS: dict[str, tuple[str, ...]] = {
-    name: tuple(f"{noun} {phrase}" for noun, phrase in zip(LOOKS[spec.look].nouns, MOTION_PHRASES[spec.motion]))
-    for classes in TASKS.values() for name, spec in classes.items()
+    **{name: tuple(f"{noun} {phrase}" for noun, phrase in zip(LOOKS[spec.look].nouns, MOTION_PHRASES[spec.motion]))
+       for task, classes in TASKS.items() if task != PEOPLE_TASK for name, spec in classes.items()},
+    **PEOPLE_DESCRIPTIONS,
 }
+PEOPLE_CLASSES: tuple[str, ...] = tuple(TASKS[PEOPLE_TASK])
 
 
 def task_classes(task: str) -> tuple[str, ...]:

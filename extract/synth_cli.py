@@ -8,7 +8,8 @@ import typer
 from rich.console import Console
 
 from extract.synth import (
-    CLASS_DESCRIPTIONS, DEFAULT_CLASSES, DEFAULT_TASK, MIXED_CLASSES, TASKS, SynthConfig, write_dataset,
+    CLASS_DESCRIPTIONS, DEFAULT_CLASSES, DEFAULT_TASK, MIXED_CLASSES, PEOPLE_CLASSES, TASKS, SynthConfig,
+    write_dataset,
 )
 
 HELP = "\n\n".join((
@@ -26,6 +27,11 @@ HELP = "\n\n".join((
     "motions that look alike frame by frame (circling clockwise, and the same clip played backwards). "
     "Appearance alone reaches about 1/2 (it finds the look, not the direction), motion alone about "
     f"1/3 (the direction, not the look); only both reach 100%. Classes: {', '.join(MIXED_CLASSES)}.",
+    "--task people: a drawn person, 55-70% of the frame high, anywhere in it, makes one of six arm "
+    "gestures while a textured disk moves elsewhere in the frame, unrelated to the class. Pairs: both "
+    "arms raised sideways or forwards (same start and end pose, another path), and one arm raised or "
+    "waved on the right of the picture or, mirrored, on the left. For region motion tokens: extract "
+    f"with --detector hog, train with --sweep regions. Classes: {', '.join(PEOPLE_CLASSES)}.",
     "See docs/synth.md. Re-running into the same OUT keeps the videos already there (same seed, same "
     "clips); a folder made with another task or other render settings is refused.",
 ))
