@@ -1,10 +1,10 @@
 """Synthetic fine-grained video sets: render clips of the classes in extract/synth_classes.py and write them.
 
-Three tasks (SynthConfig.task); "people" is drawn by extract/synth_people.py, the two below here. "motion": classes come in pairs whose clips share every frame and differ
-only in frame order (time reversal, or a stride that turns one swing into several), with shape,
-colour and background random per clip, so only motion tells a pair apart. "mixed": three fixed
-looks (shape and colour) x two circling directions, so only look and motion together separate all
-six. docs/synth.md explains the classes and how their properties are checked.
+Three tasks (SynthConfig.task); "people" is drawn by extract/synth_people.py, the other two here.
+"motion": classes come in pairs whose clips share every frame and differ only in frame order (time
+reversal, or a stride that turns one swing into several), with shape, colour and background random
+per clip, so only motion tells a pair apart. "mixed": three fixed looks (shape and colour) x two
+circling directions, so only look and motion together separate all six. docs/synth.md explains the classes and how their properties are checked.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from extract.synth_classes import (
     CLASS_DESCRIPTIONS, COLOUR_JITTER, DEFAULT_CLASSES, DEFAULT_TASK, LOOKS, MIXED_CLASSES, MOTIONS, PEOPLE_CLASSES,
     TASKS, ClassSpec, Look, Motion, check_classes, task_classes,
 )
-from extract.synth_people import PEOPLE_TASK, render_person_clip
+from extract.synth_people import PEOPLE_TASK, SUB, render_person_clip  # SUB: positions stay subpixel
 
 # Re-exported: other code imports the class definitions from here, as it did before they moved.
 __all__ = [
@@ -70,18 +70,17 @@ class SynthConfig:
 
 # ---- appearance: shapes, backgrounds and colours, drawn as the class's Look says ----
 
-_SUB = 16  # cv2 drawing with shift=4 takes coordinates in 1/16 pixel, so positions stay subpixel
 
 
 def _disk(mask: np.ndarray, x: float, y: float, r: float, angle: float) -> None:
-    cv2.circle(mask, (round(x * _SUB), round(y * _SUB)), round(r * _SUB), 255, -1, cv2.LINE_AA, 4)
+    cv2.circle(mask, (round(x * SUB), round(y * SUB)), round(r * SUB), 255, -1, cv2.LINE_AA, 4)
 
 
 def _polygon(n: int) -> Callable[[np.ndarray, float, float, float, float], None]:
     def draw(mask: np.ndarray, x: float, y: float, r: float, angle: float) -> None:
         a = angle + 2 * np.pi * np.arange(n) / n
         corners = np.stack([x + r * np.cos(a), y + r * np.sin(a)], axis=1)  # (n, 2)
-        cv2.fillPoly(mask, [np.round(corners * _SUB).astype(np.int32)], 255, cv2.LINE_AA, 4)
+        cv2.fillPoly(mask, [np.round(corners * SUB).astype(np.int32)], 255, cv2.LINE_AA, 4)
     return draw
 
 

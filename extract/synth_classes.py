@@ -9,7 +9,7 @@ the shape and the background are drawn). Three tasks:
 - "people": a drawn person's arm gestures beside a moving object (extract/synth_people.py, which
   owns its classes; here they are only named, under the look "person").
 
-Rendering is in extract/synth.py; docs/synth.md explains both sets and how their properties are checked.
+Rendering is in extract/synth.py; docs/synth.md explains the sets and how their properties are checked.
 """
 
 from __future__ import annotations

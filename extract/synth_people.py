@@ -25,17 +25,13 @@ import cv2
 import numpy as np
 
 PEOPLE_TASK = "people"
-_SUB = 16  # cv2 drawing with shift=4 takes coordinates in 1/16 pixel
+SUB = 16  # cv2 drawing with shift=4 takes coordinates in 1/16 pixel; extract/synth.py draws with it too
 ARM = 3.0  # arm length in body units (a body is 8 units high)
 
 
 def _raise(p: np.ndarray) -> np.ndarray:
     """(T,) phase in cycles -> (T,) in [0, 1]: down, up, down once per cycle, smoothly."""
     return (1 - np.cos(2 * np.pi * p)) / 2
-
-
-def _down(p: np.ndarray) -> np.ndarray:
-    return np.zeros((len(p), 2))
 
 
 # An arm's pose per frame: (T, 2) tip offsets from its shoulder in arm lengths, x outwards from the
@@ -101,10 +97,10 @@ def _texture(size: int, rng: np.random.Generator, lo: int, hi: int, blur: float)
 def _person_mask(mask: np.ndarray, cx: float, top: float, u: float, left: np.ndarray, right: np.ndarray) -> None:
     """Draw the figure into `mask` (H, W) uint8: head, torso, legs, and arms ending at the given tip offsets (2,)."""
     def at(dx: float, dy: float) -> tuple[int, int]:
-        return round((cx + dx * u) * _SUB), round((top + dy * u) * _SUB)
+        return round((cx + dx * u) * SUB), round((top + dy * u) * SUB)
 
-    cv2.circle(mask, at(0, 0.5), round(0.5 * u * _SUB), 255, -1, cv2.LINE_AA, 4)  # head
-    cv2.ellipse(mask, at(0, 2.6), (round(0.8 * u * _SUB), round(1.7 * u * _SUB)), 0, 0, 360, 255, -1,
+    cv2.circle(mask, at(0, 0.5), round(0.5 * u * SUB), 255, -1, cv2.LINE_AA, 4)  # head
+    cv2.ellipse(mask, at(0, 2.6), (round(0.8 * u * SUB), round(1.7 * u * SUB)), 0, 0, 360, 255, -1,
                 cv2.LINE_AA, 4)  # torso
     for side in (-1, 1):
         cv2.line(mask, at(0.35 * side, 4.2), at(0.8 * side, 8), 255, max(1, round(0.45 * u)), cv2.LINE_AA, 4)  # leg
@@ -129,13 +125,13 @@ def render_person_clip(label: str, rng: np.random.Generator, size: int, n: int) 
     stuff = _texture(size, rng, 0, 255, 2.0)
     sigma = np.float32(rng.uniform(0, 6))
     left, right = left_pose(phase), right_pose(phase)  # (n, 2) each
+    span = size - 2 * radius  # the disk's centre is reflected into [radius, size - radius]
     frames = np.empty((n, size, size, 3), np.uint8)
     for t in range(n):
         pos = start + velocity * t
-        span = size - 2 * radius  # reflect into [radius, size - radius]
         pos = radius + np.abs((pos - radius + span) % (2 * span) - span)
         disk = np.zeros((size, size), np.uint8)
-        cv2.circle(disk, (round(pos[0] * _SUB), round(pos[1] * _SUB)), round(radius * _SUB), 255, -1, cv2.LINE_AA, 4)
+        cv2.circle(disk, (round(pos[0] * SUB), round(pos[1] * SUB)), round(radius * SUB), 255, -1, cv2.LINE_AA, 4)
         person = np.zeros((size, size), np.uint8)
         _person_mask(person, cx, top, u, left[t], right[t])
         img = ground
