@@ -103,7 +103,12 @@ class FGMCLIP(nn.Module):
 
         Strict otherwise: any other missing or unexpected key is an error.
         """
-        missing, unexpected = self.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = self.load_state_dict(state, strict=False)
+        except RuntimeError as err:  # a tensor of another shape: the parts that wrote it differ from these
+            raise RuntimeError("checkpoint weights do not fit the shapes of this model, whose parts differ from the "
+                               "ones that wrote it (an older fgm?): retrain, or load it with the fgm version that "
+                               f"wrote it. {err}") from err
         missing = set(missing) - self.frozen_clip_keys()
         if missing or unexpected:
             raise RuntimeError(f"checkpoint weights do not match the model: missing {sorted(missing)}, "

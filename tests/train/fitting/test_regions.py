@@ -12,7 +12,7 @@ from fgm_common.store import (BOX_CLASS, BOX_FLOW_HIST, BOX_SCORE, BOX_TRACK, BO
 from tests.train.box_helpers import BOX_SLOTS
 from train.fitting.data import load_features, region_arrays
 from train.fitting.regions import require_boxes, track_slots
-from train.parts.regions import REGION_BOX, REGION_HIST, REGION_KEYS, REGION_PERSON, REGION_VALID
+from train.parts.regions import REGION_BOX, REGION_HIST, REGION_KEYS, REGION_PERSON, REGION_SEEN, REGION_VALID
 
 HIST = 2  # histogram width of the hand-made arrays
 
@@ -42,15 +42,26 @@ def test_two_tracks_one_with_a_gap():
     got = track_slots(box_arrays(frames, k=2))
     assert set(got) == set(REGION_KEYS)
     # both persons; track 0 scores 2.5 in all, track 1 1.75: slot 0 is track 0
-    assert got[REGION_VALID].tolist() == [[True, True], [True, False], [True, True]]
+    assert got[REGION_SEEN].tolist() == [[True, True], [True, False], [True, True]]
+    assert got[REGION_VALID].all()  # the gap is between two boxes of track 1: filled
     np.testing.assert_allclose(got[REGION_BOX][:, 0],
                                [[0.1, 0.2, 0.2, 0.4], [0.2, 0.2, 0.2, 0.4], [0.3, 0.2, 0.2, 0.4]], atol=1e-6)
-    np.testing.assert_allclose(got[REGION_BOX][:, 1], [[0.6, 0.7, 0.2, 0.4], [0, 0, 0, 0], [0.7, 0.7, 0.4, 0.4]],
-                               atol=1e-6)
+    np.testing.assert_allclose(got[REGION_BOX][:, 1], [[0.6, 0.7, 0.2, 0.4], [0.65, 0.7, 0.3, 0.4],
+                                                       [0.7, 0.7, 0.4, 0.4]], atol=1e-6)  # halfway in the gap
     assert got[REGION_HIST][:, 0, 0].tolist() == [0, 10, 21]  # the box of track 0 wherever it sits
-    assert got[REGION_HIST][:, 1, 0].tolist() == [1, 0, 20]  # 0 in the gap
+    assert got[REGION_HIST][:, 1, 0].tolist() == [1, 0, 20]  # 0 in the gap: nothing was measured there
     assert got[REGION_PERSON].tolist() == [1.0, 1.0]
     assert got[REGION_HIST].dtype == got[REGION_BOX].dtype == np.float32 and got[REGION_VALID].dtype == bool
+
+
+def test_a_track_is_interpolated_only_between_its_first_and_last_box():
+    box = lambda x: (x, 0.2, x + 0.2, 0.6)  # noqa: E731
+    frames = [[], [(4, 0, 0.9, box(0.1))], [], [], [(4, 0, 0.9, box(0.4))], []]
+    got = track_slots(box_arrays(frames, k=1))
+    assert got[REGION_SEEN][:, 0].tolist() == [False, True, False, False, True, False]
+    assert got[REGION_VALID][:, 0].tolist() == [False, True, True, True, True, False]
+    np.testing.assert_allclose(got[REGION_BOX][:, 0, 0], [0, 0.2, 0.3, 0.4, 0.5, 0], atol=1e-6)  # cx, linear
+    assert not got[REGION_BOX][[0, 5]].any()
 
 
 def test_persons_come_before_objects_and_invalid_boxes_are_ignored():

@@ -147,6 +147,8 @@ def test_checkpoint_state_leaves_out_only_the_frozen_clip_copies():
     again.load_checkpoint_state(model.state_dict())  # a checkpoint that still carries the copies loads too
     with pytest.raises(RuntimeError, match="missing"):
         again.load_checkpoint_state({k: v for k, v in state.items() if k != "prompt_learner.ctx"})
+    with pytest.raises(RuntimeError, match="retrain"):  # a weight of another shape, as from older parts
+        again.load_checkpoint_state({**state, "prompt_learner.ctx": torch.zeros(1, 1)})
 
 
 def flow_signal_data(n_per_class: int, n_classes: int, gen: torch.Generator) -> dict:

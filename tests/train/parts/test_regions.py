@@ -10,14 +10,16 @@ import torch
 from fgm_common.store import FLOW, FLOW_HIST
 from train.parts.model_config import ModelConfig
 from train.parts.motion import FlowStream
-from train.parts.regions import REGION_BOX, REGION_HIST, REGION_PERSON, REGION_VALID, RegionMotionStream
+from train.parts.regions import (PATCH, REGION_BOX, REGION_HIST, REGION_PERSON, REGION_SEEN, REGION_VALID,
+                                  RegionMotionStream, body_patches)
 
 B, TF, K, G, HH, DM = 2, 5, 3, 8, 6, 16
 ARGS = dict(clip_dim=24, hist_dim=HH, dim=DM, temporal="conv", max_len=8, dropout=0.1)
 
 
 def region_batch(k: int = K, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random flow and region slots; slot 1 has no box at steps 1 and 3, slot 2 none at all."""
+    """Random flow and region slots; slot 1 has no box at steps 1 and 3, slot 2 none at all; slot 0's box at
+    step 2 is interpolated (valid, not seen)."""
     gen = torch.Generator().manual_seed(seed)
     valid = torch.ones(B, TF, k)
     valid[:, [1, 3], 1 % k] = 0
@@ -27,7 +29,8 @@ def region_batch(k: int = K, seed: int = 0) -> dict[str, torch.Tensor]:
     return {FLOW: torch.randn(B, TF, 2, G, G, generator=gen), FLOW_HIST: torch.rand(B, TF, HH, generator=gen),
             REGION_HIST: torch.rand(B, TF, k, HH, generator=gen),
             REGION_BOX: torch.cat([xy, 0.1 + 0.3 * torch.rand(B, TF, k, 2, generator=gen)], -1),
-            REGION_VALID: valid, REGION_PERSON: torch.tensor([[1.0, 0.0, 1.0][:k]] * B)}
+            REGION_VALID: valid, REGION_SEEN: valid * (torch.arange(TF) != 2).float()[:, None],
+            REGION_PERSON: torch.tensor([[1.0, 0.0, 1.0][:k]] * B)}
 
 
 def moved(stream: RegionMotionStream) -> RegionMotionStream:
@@ -60,7 +63,46 @@ def test_invalid_slots_are_never_read_and_an_empty_step_is_finite():
         out = stream(batch)
         torch.testing.assert_close(stream(noisy), out, rtol=0, atol=1e-6)
         assert not torch.allclose(stream({**batch, REGION_HIST: batch[REGION_HIST] + 1}), out)  # valid ones are read
+        unmeasured = (batch[REGION_SEEN] == 0)[..., None]  # (B, Tf, K, 1): no histogram where not seen
+        noisy_hist = torch.where(unmeasured, 100 * torch.randn(B, TF, K, HH), batch[REGION_HIST])
+        torch.testing.assert_close(stream({**batch, REGION_HIST: noisy_hist}), out, rtol=0, atol=1e-6)
+        assert not torch.allclose(stream({**batch, REGION_SEEN: batch[REGION_VALID]}), out)  # the flag is read
         assert torch.isfinite(stream(empty)).all()
+
+
+def limb_field(g: int, box: tuple[float, float, float, float], pan: float) -> torch.Tensor:
+    """(1, 1, 2, g, g): the whole frame panning right by `pan` px, and inside the box (cx, cy, w, h), in its
+    upper-left quarter, an arm rising at a tenth of the box's height per step."""
+    cx, cy, w, h = box
+    field = torch.zeros(1, 1, 2, g, g)
+    field[:, :, 0] = pan
+    c0, r0 = round((cx - w / 2) * g), round((cy - h / 2) * g)
+    field[:, :, 1, r0:r0 + round(h * g / 2), c0:c0 + round(w * g / 2)] = -0.1 * h * g  # up = negative y
+    return field
+
+
+def test_body_patch_shows_where_in_the_box_a_limb_moves_whatever_the_box_size_place_or_pan():
+    g = 64
+    near, far = (0.5, 0.5, 0.5, 0.5), (0.3125, 0.625, 0.25, 0.25)  # both aligned to the 64 grid
+    patch = lambda box, pan: body_patches(limb_field(g, box, pan), torch.tensor(box).view(1, 1, 1, 4))  # noqa: E731
+    got = patch(near, 0.0).view(2, PATCH, PATCH)
+    half = PATCH // 2
+    assert got[0].abs().max() < 1e-5  # no sideways motion relative to the body
+    rising, still = got[1, :half, :half], got[1, half:, :]
+    torch.testing.assert_close(rising, torch.full_like(rising, -7.5))  # -10 % of the height, minus the mean (-2.5)
+    torch.testing.assert_close(still, torch.full_like(still, 2.5))
+    torch.testing.assert_close(patch(far, 3.0), patch(near, 0.0), rtol=0, atol=1e-4)  # smaller, elsewhere, panning
+
+
+def test_body_patch_of_a_mirrored_field_is_the_mirrored_patch():
+    gen = torch.Generator().manual_seed(0)
+    field, box = torch.randn(1, 1, 2, 32, 32, generator=gen), torch.tensor([0.3, 0.55, 0.4, 0.5]).view(1, 1, 1, 4)
+    mirror_field = torch.stack([-field[:, :, 0].flip(-1), field[:, :, 1].flip(-1)], 2)  # x flipped, x-flow negated
+    mirror_box = box.clone()
+    mirror_box[..., 0] = 1 - box[..., 0]
+    got = body_patches(mirror_field, mirror_box).view(2, PATCH, PATCH)
+    want = body_patches(field, box).view(2, PATCH, PATCH).flip(-1) * torch.tensor([-1.0, 1.0]).view(2, 1, 1)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-4)
 
 
 def test_masked_tokens_are_as_if_absent():
