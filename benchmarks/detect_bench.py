@@ -1,12 +1,14 @@
-"""How often `hog` finds a person in real clips, and its cost: per clip set, frames with a box / frames sampled.
+"""How often a detector (`hog` unless told) finds a person in real clips, and its cost: per set, frames with a person box / frames sampled.
 
 Frames are sampled as stage one samples them (extract.sampling.uniform_indices, FRAMES per clip) from
 the sets in ../shared/data; a set not there is skipped. The detector runs on one thread
-(cv2.setNumThreads(1)); ms per frame is its CPU time alone, decoding left out. `--sheets DIR` also
+(cv2.setNumThreads(1), torch.set_num_threads(1)); ms per frame is its CPU time alone, decoding
+left out. A frame counts when a box of class person is in it (every hog box is one). `--sheets DIR` also
 writes one contact sheet per set, DIR/<set>.png: a row per clip, the best box thick green, the others
 thin orange, each with its score. Run:
 
     python benchmarks/detect_bench.py [--frames 8] [--sheets /tmp/detect_sheets] [--sets ud810_ps7,kth_few]
+    python benchmarks/detect_bench.py --detector detr --weights facebook/detr-resnet-50   # where the weights are
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -23,6 +26,8 @@ from rich.table import Table
 from extract.detect import Boxes, make_detector
 from extract.sampling import uniform_indices
 from extract.video import is_video_candidate, open_source
+from fgm_common.config import DetectConfig
+from fgm_common.store import PERSON_CLASS
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SETS = ("ud810_ps7", "kth_few", "demo_clips", "unlabeled")
@@ -72,7 +77,7 @@ def run_set(detector, folder: Path, frames: int, sheet: Path | None) -> tuple[in
             start = time.process_time()
             found = detector(frame.rgb)
             seconds += time.process_time() - start
-            found_in, sampled = found_in + (len(found) > 0), sampled + 1
+            found_in, sampled = found_in + bool((found.classes == PERSON_CLASS).any()), sampled + 1
             if sheet is not None:
                 row.append(tile(frame.rgb, found, f"{video.stem[:16]} {frame.index}"))
         rows.append(row)
@@ -83,11 +88,15 @@ def run_set(detector, folder: Path, frames: int, sheet: Path | None) -> tuple[in
 
 def main(frames: int = typer.Option(8, help="frames sampled uniformly per clip"),
          sets: str = typer.Option(",".join(SETS), help="comma-separated folders of ../shared/data"),
-         sheets: Path | None = typer.Option(None, help="write a contact sheet per set here")) -> None:
+         sheets: Path | None = typer.Option(None, help="write a contact sheet per set here"),
+         detector: str = typer.Option("hog", help="a registered detector (extract/detect.py DETECTORS)"),
+         weights: str = typer.Option("", help="its weights: a hub tag or a local folder (detr); '' = its default")
+         ) -> None:
     cv2.setNumThreads(1)
+    torch.set_num_threads(1)
     console = Console(width=110)
-    detector = make_detector("hog")
-    table = Table(title=f"hog on {DATA}, {frames} uniform frames per clip, one thread")
+    found = make_detector(DetectConfig(name=detector, weights=weights))
+    table = Table(title=f"{detector} on {DATA}, {frames} uniform frames per clip, one thread")
     for col in ("set", "clips", "frames with a person box", "%", "ms / frame"):
         table.add_column(col, justify="left" if col == "set" else "right")
     for name in sets.split(","):
@@ -95,7 +104,7 @@ def main(frames: int = typer.Option(8, help="frames sampled uniformly per clip")
         if not folder.is_dir():
             console.print(f"  {folder} not there: skipped", style="dim")
             continue
-        n_clips, found_in, sampled, ms = run_set(detector, folder, frames, sheets / f"{name}.png" if sheets else None)
+        n_clips, found_in, sampled, ms = run_set(found, folder, frames, sheets / f"{name}.png" if sheets else None)
         table.add_row(name, str(n_clips), f"{found_in}/{sampled}", f"{100 * found_in / max(sampled, 1):.1f}",
                       f"{ms:.1f}")
         console.print(f"  done {name}", style="dim")
