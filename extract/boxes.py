@@ -15,7 +15,8 @@ import numpy as np
 from extract.detect import Boxes, Detector
 from extract.flow import flow_histogram
 from extract.tracks import link_tracks
-from fgm_common.store import BOX_CLASS, BOX_FLOW_HIST, BOX_SCORE, BOX_TRACK, BOX_VALID, BOXES
+from fgm_common.store import (BOX_CLASS, BOX_FLOW_HIST, BOX_SCORE, BOX_TRACK, BOX_TRACKS, BOX_VALID, BOXES,
+                              PERSON_CLASS, PERSON_FRAMES)
 
 
 def box_histograms(field: np.ndarray, xyxy: np.ndarray, bins: int) -> np.ndarray:
@@ -31,6 +32,13 @@ def box_histograms(field: np.ndarray, xyxy: np.ndarray, bins: int) -> np.ndarray
         c1, r1 = max(math.ceil(x1 * w), c0 + 1), max(math.ceil(y1 * h), r0 + 1)
         out[k] = flow_histogram(field[r0:r1, c0:c1], bins, frame_width=w)
     return out
+
+
+def box_summary(arrays: dict[str, np.ndarray]) -> dict[str, int]:
+    """The entry attrs of one video's box arrays: sampled frames holding a person box, distinct tracks stored."""
+    valid = arrays[BOX_VALID]  # (T, K)
+    person = valid & (arrays[BOX_CLASS] == PERSON_CLASS)  # (T, K)
+    return {PERSON_FRAMES: int(person.any(1).sum()), BOX_TRACKS: int(np.unique(arrays[BOX_TRACK][valid]).size)}
 
 
 class BoxRecorder:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fgm_common.config import ExtractConfig, is_random_weights
-from fgm_common.store import FeatureStore
+from fgm_common.store import BOX_TRACKS, PERSON_FRAMES, FeatureStore
 
 EXAMPLE_KEYS = 3  # keys named for `fgm-extract show`
 
@@ -37,6 +37,16 @@ class RunInfo:
 
 
 @dataclass(frozen=True)
+class BoxCoverage:
+    """How often a store's detector found a person, summed over the complete entries that recorded it."""
+
+    entries: int  # entries with the counts (a store made before they were recorded has none)
+    frames: int  # their sampled frames
+    person_frames: int  # of those, frames holding a person box
+    tracks: int  # distinct tracks among their stored boxes
+
+
+@dataclass(frozen=True)
 class StoreInfo:
     """Counts, classes, the config and weights, size and runs of one store: everything `info` shows."""
 
@@ -55,6 +65,7 @@ class StoreInfo:
     fgm_version: str
     size_bytes: int | None  # None when the filesystem cannot say
     runs: list[RunInfo] = field(default_factory=list)
+    boxes: BoxCoverage | None = None  # None for a store made without a detector
 
     @property
     def failed(self) -> int:
@@ -115,6 +126,9 @@ def summarize(store: FeatureStore) -> StoreInfo:
     failed = {key: str(f.get("reason", "unknown")) for key, f in sorted(store.failures().items())}
     reasons = Counter(failed.values())
     provenance = store.provenance
+    counted = [e.meta for e in complete if PERSON_FRAMES in e.meta]
+    boxes = BoxCoverage(len(counted), sum(int(m.get("num_frames", 0)) for m in counted),
+                        sum(int(m[PERSON_FRAMES]) for m in counted), sum(int(m.get(BOX_TRACKS, 0)) for m in counted))
     return StoreInfo(
         url=store.url, config=store.config, digest=store.config.digest(),
         complete=len(complete), incomplete=len(everything) - len(complete),
@@ -122,6 +136,7 @@ def summarize(store: FeatureStore) -> StoreInfo:
         example_keys=[e.key for e in complete[:EXAMPLE_KEYS]], clip_identity=store.clip_identity,
         created=str(provenance.get("created", "")), fgm_version=str(provenance.get("packages", {}).get("fgm", "")),
         size_bytes=size_on_disk(store.url), runs=[_run_info(r) for r in store.runs()],
+        boxes=boxes if store.config.detect.enabled else None,
     )
 
 
@@ -162,10 +177,18 @@ def _runtime(info: StoreInfo) -> str:
     return text
 
 
-def _detector(config: ExtractConfig) -> str:
-    detect = config.detect
+def _detector(info: StoreInfo) -> str:
+    detect, found = info.config.detect, info.boxes
     weights = f", weights {detect.weights}" if detect.weights else ""
-    return f"{detect.name}{weights}: top {detect.top_k} boxes per frame, tracks and the flow inside each box"
+    text = f"{detect.name}{weights}: top {detect.top_k} boxes per frame, tracks and the flow inside each box"
+    if found is None or not found.entries:
+        return text + ("; how often it found a person was not recorded (a store made before fgm counted it)"
+                       if info.complete else "")
+    share = 100 * found.person_frames / max(found.frames, 1)
+    part = (f" (counted over {found.entries} of {info.complete} entries: older ones did not record it)"
+            if found.entries < info.complete else "")
+    return (text + f"; a person box in {found.person_frames} of {found.frames} sampled frames ({share:.1f} %), "
+            f"{found.tracks / found.entries:.1f} tracks per video{part}")
 
 
 def _made_table(info: StoreInfo) -> Table:
@@ -184,7 +207,7 @@ def _made_table(info: StoreInfo) -> Table:
         ("flow pairs", _pairs(config)),
         ("backbones", ", ".join(config.backbones) + f" (weights {config.backbone_weights})"
                       if config.backbones else "none"),
-        ("detector", _detector(config) if config.detect.enabled else "none"),
+        ("detector", _detector(info) if config.detect.enabled else "none"),
         ("created", f"{info.created[:19].replace('T', ' ')} (UTC) with fgm {info.fgm_version}"),
     ]
     for name, value in rows:

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from extract.batching import Done, Elsewhere, Failed, Frame
-from extract.boxes import BoxRecorder
+from extract.boxes import BoxRecorder, box_summary
 from extract.detect import Detector
 from extract.fingerprint import content_sha256, stat_fingerprint
 from extract.flow import FlowComputer
@@ -84,13 +84,14 @@ def produce(item: VideoItem, config: ExtractConfig, flow: FlowComputer, prepare:
         if not flows:  # a single sampled frame has no pair: one zero field keeps shapes uniform
             add_pair(prev[0], prev[0], 0)
             flow_ts.append((prev[1], prev[1]))
+        box_arrays = boxes.arrays() if boxes is not None else {}  # (T, K, ...) and (Tf, K, 2*bins)
         arrays = {
             TIMESTAMPS: np.asarray(stamps),
             FRAME_INDEX: np.asarray(indices),
             FLOW: np.stack(flows),  # (Tf, 2, G, G)
             FLOW_HIST: np.stack(hists),  # (Tf, 2*bins)
             FLOW_TS: np.asarray(flow_ts),  # (Tf, 2)
-            **(boxes.arrays() if boxes is not None else {}),  # (T, K, ...) and (Tf, K, 2*bins)
+            **box_arrays,
         }
         meta = {
             "label": item.label, "group": item.group, "view": item.view, "split": item.split,
@@ -99,6 +100,7 @@ def produce(item: VideoItem, config: ExtractConfig, flow: FlowComputer, prepare:
             "width": info.width, "height": info.height, "duration_ms": info.duration_ms,
             "num_frames": len(indices), "num_flow": len(flows),
             "short_video": bool(info.n_frames < len(indices)), "run_id": run_id,
+            **(box_summary(box_arrays) if box_arrays else {}),
         }
         yield Done(item, arrays, meta, started)
     except VIDEO_FAILURES as e:

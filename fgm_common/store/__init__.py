@@ -2,11 +2,11 @@
 
 from fgm_common.store.feature_store import Entry, FeatureStore
 from fgm_common.store.layout import (ARRAY_DTYPES, BOX_ARRAYS, BOX_CLASS, BOX_FLOW_HIST, BOX_FRAME_ARRAYS,
-                                     BOX_SCORE, BOX_TRACK, BOX_VALID, BOXES, CLIP, FLOW, FLOW_ARRAYS, FLOW_HIST,
+                                     BOX_SCORE, BOX_TRACK, BOX_TRACKS, BOX_VALID, BOXES, CLIP, FLOW, FLOW_ARRAYS, FLOW_HIST,
                                      FLOW_STEP_ARRAYS, FLOW_TS, FRAME_ARRAYS, FRAME_INDEX, MODEL_ARRAYS, PERSON_CLASS,
-                                     SCHEMA_VERSION, TIMESTAMPS, TOKENS, VIDEOS, StoreError, entry_id)
+                                     PERSON_FRAMES, SCHEMA_VERSION, TIMESTAMPS, TOKENS, VIDEOS, StoreError, entry_id)
 
 __all__ = ["ARRAY_DTYPES", "BOX_ARRAYS", "BOX_CLASS", "BOX_FLOW_HIST", "BOX_FRAME_ARRAYS", "BOX_SCORE", "BOX_TRACK",
-           "BOX_VALID", "BOXES", "FLOW_STEP_ARRAYS", "PERSON_CLASS", "CLIP", "FLOW", "FLOW_ARRAYS", "FLOW_HIST", "FLOW_TS", "FRAME_ARRAYS", "FRAME_INDEX",
+           "BOX_TRACKS", "BOX_VALID", "BOXES", "FLOW_STEP_ARRAYS", "PERSON_CLASS", "PERSON_FRAMES", "CLIP", "FLOW", "FLOW_ARRAYS", "FLOW_HIST", "FLOW_TS", "FRAME_ARRAYS", "FRAME_INDEX",
            "MODEL_ARRAYS", "SCHEMA_VERSION", "TIMESTAMPS", "TOKENS", "VIDEOS", "Entry", "FeatureStore", "StoreError",
            "entry_id"]

@@ -5,7 +5,8 @@ fgm_common/store/upgrade.py; version 3 added the optional box arrays, version 2 
 
     <root>/                       attrs: schema_version, extract_config, config_digest, provenance
                                   (written when the store is made; later only when backbones are added)
-    <root>/videos/<entry id>/     one group per video, attrs: key, label, ..., complete
+    <root>/videos/<entry id>/     one group per video, attrs: key, label, ..., complete (and, with a
+                                  detector, PERSON_FRAMES and BOX_TRACKS)
         clip          (T, D)        f32   CLIP image embedding per sampled frame (not normalised)
         timestamps_ms (T,)          f64   time of each sampled frame in the source file
         frame_index   (T,)          i64   native index of each sampled frame
@@ -58,6 +59,9 @@ TOKENS = "tokens"
 BOXES, BOX_SCORE, BOX_CLASS, BOX_VALID, BOX_TRACK = "boxes", "box_score", "box_class", "box_valid", "box_track"
 BOX_FLOW_HIST = "box_flow_hist"
 PERSON_CLASS = 0  # box_class of a person; a detector's object classes follow from 1, -1 marks an empty slot
+# Entry attrs of a store made with a detector, so `fgm-extract info` can sum them without reading arrays:
+# the entry's sampled frames holding a person box, and the distinct tracks among its stored boxes.
+PERSON_FRAMES, BOX_TRACKS = "person_frames", "box_tracks"
 BOX_FRAME_ARRAYS = (BOXES, BOX_SCORE, BOX_CLASS, BOX_VALID, BOX_TRACK)  # (T, K, ...) per sampled frame
 BOX_ARRAYS = BOX_FRAME_ARRAYS + (BOX_FLOW_HIST,)  # written together, only by a store made with a detector
 FRAME_ARRAYS = (CLIP, TIMESTAMPS, FRAME_INDEX)

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
+
 import numpy as np
 import pytest
+from rich.console import Console
 
-from extract.boxes import BoxRecorder, box_histograms
+from extract.boxes import BoxRecorder, box_histograms, box_summary
 from extract.detect import PERSON, Boxes, Detector
 from extract.flow import FlowComputer, flow_histogram
+from extract.info import render_info, summarize
 from extract.inputs import VideoItem
 from extract.produce import produce
 from extract.tracks import TRACKER
 from fgm_common.config import DetectConfig, ExtractConfig, FlowConfig
-from fgm_common.store import (BOX_ARRAYS, BOX_CLASS, BOX_FLOW_HIST, BOX_TRACK, BOX_VALID, BOXES, FLOW_HIST,
-                              FeatureStore)
+from fgm_common.store import (BOX_ARRAYS, BOX_CLASS, BOX_FLOW_HIST, BOX_TRACK, BOX_TRACKS, BOX_VALID, BOXES,
+                              FLOW_HIST, PERSON_FRAMES, FeatureStore)
 
 BINS = 8
 
@@ -72,6 +77,14 @@ def test_recorder_gives_fixed_size_slots_tracks_and_box_flow():
     assert a[BOX_TRACK][0, :2].tolist() == [0, 1] and a[BOX_TRACK][2, 0] == 0
     assert a[BOX_FLOW_HIST][0, 0, 0] == pytest.approx(2.5) and np.allclose(a[BOX_FLOW_HIST][0, 1, :BINS], 0)
     assert a[BOX_FLOW_HIST][1, 0, 0] == pytest.approx(2.5) and not a[BOX_FLOW_HIST][1, 1:].any()
+    assert box_summary(a) == {PERSON_FRAMES: 2, BOX_TRACKS: 2}  # frames 0 and 2; the person and the other
+
+
+def test_box_summary_counts_frames_with_a_valid_person_box_only():
+    a = {BOX_VALID: np.array([[True, True], [True, False], [False, False], [False, False]]),
+         BOX_CLASS: np.array([[3, 0], [3, -1], [-1, -1], [0, -1]]),  # frame 3: a person class in an invalid slot
+         BOX_TRACK: np.array([[5, 2], [5, -1], [-1, -1], [9, -1]])}
+    assert box_summary(a) == {PERSON_FRAMES: 1, BOX_TRACKS: 2}  # frame 0 only; tracks 5 and 2
 
 
 @pytest.mark.parametrize("pairs", ["native", "sampled"])
@@ -101,6 +114,16 @@ def test_extract_with_hog_writes_box_arrays_and_the_detector_s_identity(tiny_vid
         a = store.read(entry, BOX_ARRAYS)
         assert a[BOXES].shape == (4, 2, 4) and a[BOX_VALID].dtype == bool
         assert a[BOX_FLOW_HIST].shape[1:] == (2, 2 * store.config.flow.hist_bins)
+        assert {k: entry.meta[k] for k in (PERSON_FRAMES, BOX_TRACKS)} == box_summary(a)  # as stored
+    info = summarize(store)
+    assert info.boxes.entries == len(store.entries()) and info.boxes.frames == 4 * len(store.entries())
+    assert info.boxes.person_frames == sum(e.meta[PERSON_FRAMES] for e in store.entries())
+    text = io.StringIO()
+    render_info(info, Console(file=text, width=400))
+    assert f"a person box in {info.boxes.person_frames} of {info.boxes.frames} sampled frames" in text.getvalue()
+    older = io.StringIO()  # one more entry, from before the counts were recorded
+    render_info(dataclasses.replace(info, complete=info.complete + 1), Console(file=older, width=400))
+    assert f"counted over {info.boxes.entries} of {info.complete + 1} entries" in older.getvalue()
     # the detector is part of the store's config: the same videos without it are refused, with the reason
     again = run_extract_cli(tiny_videos, out, frames=4)
     assert again.exit_code == 2 and "detector" in again.output
@@ -132,4 +155,6 @@ def test_dask_workers_write_the_boxes_of_one_process(shared_data, tmp_path, run_
         for name in BOX_ARRAYS:
             np.testing.assert_array_equal(ours[name], theirs[name], err_msg=name)
         found += int(theirs[BOX_VALID].any(1).sum())
+        counts = (PERSON_FRAMES, BOX_TRACKS)
+        assert {k: dask.entry_meta(entry.key)[k] for k in counts} == {k: entry.meta[k] for k in counts}
     assert found >= 6, f"HOG found the person in {found} of 8 frames: the comparison would be of empty arrays"
