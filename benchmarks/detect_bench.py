@@ -90,7 +90,7 @@ def main(frames: int = typer.Option(8, help="frames sampled uniformly per clip")
          sets: str = typer.Option(",".join(SETS), help="comma-separated folders of ../shared/data"),
          sheets: Path | None = typer.Option(None, help="write a contact sheet per set here"),
          detector: str = typer.Option("hog", help="a registered detector (extract/detect.py DETECTORS)"),
-         weights: str = typer.Option("", help="its weights: a hub tag or a local folder (detr); '' = its default")
+         weights: str = typer.Option(DetectConfig.weights, help="its weights: a hub tag or a local folder (detr)")
          ) -> None:
     cv2.setNumThreads(1)
     torch.set_num_threads(1)

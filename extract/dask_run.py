@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Callable
 from extract.inputs import VideoItem
 from extract.produce import Claim
 from fgm_common.config import ExtractConfig
-from fgm_common.store import FeatureStore
+from fgm_common.store import NUM_FRAMES, FeatureStore
 
 if TYPE_CHECKING:
     from extract.runner import RunOptions
@@ -84,6 +84,6 @@ def _lost(store: FeatureStore, key: str, run_id: str, error: Exception):
 
     meta = store.entry_meta(key) or {}
     if meta.get("complete") and meta.get("run_id") == run_id:
-        return Result(key, True, meta["num_frames"], meta.get("extract_seconds", 0.0),
+        return Result(key, True, meta[NUM_FRAMES], meta.get("extract_seconds", 0.0),
                       fingerprint=recorded_fingerprint(meta))
     return Result(key, False, reason="worker-error", message=f"{type(error).__name__}: {error}")

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fgm_common.config import ExtractConfig, is_random_weights
-from fgm_common.store import BOX_TRACKS, PERSON_FRAMES, FeatureStore
+from fgm_common.store import BOX_TRACKS, NUM_FRAMES, PERSON_FRAMES, FeatureStore
 
 EXAMPLE_KEYS = 3  # keys named for `fgm-extract show`
 
@@ -127,8 +127,8 @@ def summarize(store: FeatureStore) -> StoreInfo:
     reasons = Counter(failed.values())
     provenance = store.provenance
     counted = [e.meta for e in complete if PERSON_FRAMES in e.meta]
-    boxes = BoxCoverage(len(counted), sum(int(m.get("num_frames", 0)) for m in counted),
-                        sum(int(m[PERSON_FRAMES]) for m in counted), sum(int(m.get(BOX_TRACKS, 0)) for m in counted))
+    boxes = BoxCoverage(len(counted), sum(int(m.get(NUM_FRAMES, 0)) for m in counted),
+                        sum(int(m[PERSON_FRAMES]) for m in counted), sum(int(m[BOX_TRACKS]) for m in counted))
     return StoreInfo(
         url=store.url, config=store.config, digest=store.config.digest(),
         complete=len(complete), incomplete=len(everything) - len(complete),

@@ -21,7 +21,8 @@ from extract.inputs import VideoItem
 from extract.sampling import sample_indices
 from extract.video import VideoError, open_source
 from fgm_common.config import ExtractConfig
-from fgm_common.store import FLOW, FLOW_HIST, FLOW_TS, FRAME_INDEX, TIMESTAMPS
+from fgm_common.store import (FLOW, FLOW_HIST, FLOW_TS, FRAME_HEIGHT, FRAME_INDEX, FRAME_WIDTH, NUM_FRAMES,
+                              TIMESTAMPS)
 
 # Asked before a video is decoded: None lets this process go on, else the owner of the video's lease
 # (extract/sharing.py's Sharing.claim).
@@ -97,8 +98,8 @@ def produce(item: VideoItem, config: ExtractConfig, flow: FlowComputer, prepare:
             "label": item.label, "group": item.group, "view": item.view, "split": item.split,
             "path": str(item.path), "start_ms": item.start_ms, "end_ms": item.end_ms,
             **fingerprint, "native_frames": info.n_frames, "fps": info.fps, "fps_known": info.fps_known,
-            "width": info.width, "height": info.height, "duration_ms": info.duration_ms,
-            "num_frames": len(indices), "num_flow": len(flows),
+            FRAME_WIDTH: info.width, FRAME_HEIGHT: info.height, "duration_ms": info.duration_ms,
+            NUM_FRAMES: len(indices), "num_flow": len(flows),
             "short_video": bool(info.n_frames < len(indices)), "run_id": run_id,
             **(box_summary(box_arrays) if box_arrays else {}),
         }

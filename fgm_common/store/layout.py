@@ -59,6 +59,8 @@ TOKENS = "tokens"
 BOXES, BOX_SCORE, BOX_CLASS, BOX_VALID, BOX_TRACK = "boxes", "box_score", "box_class", "box_valid", "box_track"
 BOX_FLOW_HIST = "box_flow_hist"
 PERSON_CLASS = 0  # box_class of a person; a detector's object classes follow from 1, -1 marks an empty slot
+# Entry attrs other modules read: sampled frames, and the source frame's size in pixels.
+NUM_FRAMES, FRAME_WIDTH, FRAME_HEIGHT = "num_frames", "width", "height"
 # Entry attrs of a store made with a detector, so `fgm-extract info` can sum them without reading arrays:
 # the entry's sampled frames holding a person box, and the distinct tracks among its stored boxes.
 PERSON_FRAMES, BOX_TRACKS = "person_frames", "box_tracks"

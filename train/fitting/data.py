@@ -11,10 +11,11 @@ import torch
 
 from fgm_common.datasets import DatasetAdapter, LayoutError
 from fgm_common.store import (BOX_ARRAYS, BOX_FLOW_HIST, BOX_FRAME_ARRAYS, CLIP, FLOW, FLOW_HIST, FLOW_STEP_ARRAYS,
-                              MODEL_ARRAYS, TOKENS, Entry, FeatureStore, StoreError)
+                              FRAME_HEIGHT, FRAME_WIDTH, MODEL_ARRAYS, NUM_FRAMES, TOKENS, Entry, FeatureStore,
+                              StoreError)
 from fgm_common.texts import class_mean, class_sentences
 from train.fitting.regions import require_boxes, track_slots
-from train.parts.regions import REGION_HIST
+from train.parts.regions import REGION_ASPECT, REGION_HIST
 
 
 def resample(x: np.ndarray, steps: int) -> np.ndarray:
@@ -26,14 +27,19 @@ def resample(x: np.ndarray, steps: int) -> np.ndarray:
 
 
 def region_arrays(store: FeatureStore, entry: Entry | str, flow_steps: int) -> dict[str, np.ndarray]:
-    """One entry's tracked boxes as K slots at `flow_steps` steps (track_slots): region_hist (flow_steps, K, Hh), ...
+    """One entry's tracked boxes as K slots at `flow_steps` steps (track_slots): region_hist (flow_steps, K, Hh), ...,
+    and region_aspect (), its frame's width / height.
 
     Each flow step gets the boxes of its pair's first frame: pair t begins at frame t, so the
     per-frame arrays are cut to the stored pairs and resampled exactly as the pairs are.
     """
     arrays = store.read(entry, BOX_ARRAYS)
     pairs = len(arrays[BOX_FLOW_HIST])
-    return track_slots({k: resample(v[:pairs] if k in BOX_FRAME_ARRAYS else v, flow_steps) for k, v in arrays.items()})
+    slots = track_slots({k: resample(v[:pairs] if k in BOX_FRAME_ARRAYS else v, flow_steps) for k, v in arrays.items()})
+    meta = entry.meta if isinstance(entry, Entry) else store.entry_meta(entry)
+    width, height = meta.get(FRAME_WIDTH, 0), meta.get(FRAME_HEIGHT, 0)
+    # The square flow grid squeezed the frame; a size the probe could not read is taken as square.
+    return {**slots, REGION_ASPECT: np.float32(width / height if width and height else 1.0)}
 
 
 @dataclass
@@ -114,7 +120,7 @@ def load_features(store: FeatureStore, dataset: DatasetAdapter, n_frames: int | 
     extra = tuple(extra)
     names = MODEL_ARRAYS + ((TOKENS,) if tokens else ()) + extra
     cfg = store.config
-    steps, steps_why = frame_steps(cfg.sampling, [int(e.meta.get("num_frames", 0)) for e, _ in labelled],
+    steps, steps_why = frame_steps(cfg.sampling, [int(e.meta.get(NUM_FRAMES, 0)) for e, _ in labelled],
                                    cfg.num_frames, n_frames)
     flow_steps = steps if cfg.flow.pairs == "native" else max(steps - 1, 1)
 

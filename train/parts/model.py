@@ -105,7 +105,10 @@ class FGMCLIP(nn.Module):
         """
         try:
             missing, unexpected = self.load_state_dict(state, strict=False)
-        except RuntimeError as err:  # a tensor of another shape: the parts that wrote it differ from these
+        except RuntimeError as err:
+            if "size mismatch" not in str(err):
+                raise
+            # a tensor of another shape: the parts that wrote it differ from these
             raise RuntimeError("checkpoint weights do not fit the shapes of this model, whose parts differ from the "
                                "ones that wrote it (an older fgm?): retrain, or load it with the fgm version that "
                                f"wrote it. {err}") from err

@@ -20,10 +20,10 @@ from train.parts.motion import TEMPORAL, MotionEncoder
 # Batch keys, one row per video: region_hist (Tf, K, Hh), region_box (Tf, K, 4) as (cx, cy, w, h) in
 # fractions of the frame, region_valid (Tf, K) (1 where the slot's track has a box, detected or
 # interpolated between two detections), region_seen (Tf, K) (1 where detected: region_hist is measured
-# only there), region_person (K,)
+# only there), region_person (K,), region_aspect () (the frame's width / height)
 REGION_HIST, REGION_BOX, REGION_VALID, REGION_PERSON = "region_hist", "region_box", "region_valid", "region_person"
-REGION_SEEN = "region_seen"
-REGION_KEYS = (REGION_HIST, REGION_BOX, REGION_VALID, REGION_SEEN, REGION_PERSON)
+REGION_SEEN, REGION_ASPECT = "region_seen", "region_aspect"
+REGION_KEYS = (REGION_HIST, REGION_BOX, REGION_VALID, REGION_SEEN, REGION_PERSON, REGION_ASPECT)
 # What every refusal of a store without boxes tells the user to do.
 BOXES_HINT = ("extract a store with boxes: `fgm-extract VIDEOS --out NEW_STORE --detector hog` (a new store: the "
               "detector is part of a store's config)")
@@ -34,14 +34,16 @@ MIN_SIDE = 1e-3
 PATCH, MIN_PATCH_HEIGHT = 8, 0.05
 
 
-def body_patches(flow: torch.Tensor, box: torch.Tensor, side: int = PATCH) -> torch.Tensor:
-    """The flow inside each box on a side x side grid, relative to the box's own mean motion, in % of its height.
+def body_patches(flow: torch.Tensor, box: torch.Tensor, aspect: torch.Tensor, side: int = PATCH) -> torch.Tensor:
+    """flow (B, Tf, 2, G, G), box (B, Tf, K, 4), aspect (B,) -> each box's body-relative flow (B, Tf, K, 2*side²).
 
-    flow (B, Tf, 2, G, G) in grid pixels, box (B, Tf, K, 4) as (cx, cy, w, h) fractions of the frame
-    -> (B, Tf, K, 2 * side * side). Each cell averages 2 x 2 bilinear samples, so a box spanning many
-    grid cells is not read at a few points only. Subtracting the mean leaves where the limbs move
-    relative to the body (the histogram keeps the box's motion as a whole); dividing by the box
-    height makes a near and a far person making the same gesture give the same patch.
+    `flow` is in pixels of the G x G grid, `box` is (cx, cy, w, h) in fractions of the frame, `aspect`
+    the frame's width / height. Each of the side x side cells is the mean of 2 x 2 bilinear samples
+    (a coarse average: a cell of a box as tall as the grid spans about G / side grid pixels). The
+    box's own mean motion is subtracted, leaving where the limbs move relative to the body (the
+    histogram keeps the box's motion as a whole); both flow components are then in % of the box's
+    height in frame pixels, so a near and a far person making the same gesture give the same patch.
+    The grid squeezed the frame to a square, so x-flow is scaled back by the aspect first.
     """
     b, tf, _, g, _ = flow.shape
     k, fine = box.shape[2], 2 * side
@@ -56,8 +58,10 @@ def body_patches(flow: torch.Tensor, box: torch.Tensor, side: int = PATCH) -> to
     got = got.view(b * tf, 2, k, fine, fine).transpose(1, 2).reshape(b * tf * k, 2, fine, fine)
     patch = nn.functional.avg_pool2d(got, 2)  # (B*Tf*K, 2, side, side)
     patch = patch - patch.mean((2, 3), keepdim=True)
+    unsquash = torch.stack([aspect.to(flow.dtype), torch.ones_like(aspect, dtype=flow.dtype)], -1)  # (B, 2)
+    unsquash = unsquash[:, None, None, :].expand(b, tf, k, 2).reshape(-1, 2, 1, 1)  # (B*Tf*K, 2, 1, 1)
     height = h.reshape(-1, 1, 1, 1).clamp_min(MIN_PATCH_HEIGHT) * g  # (B*Tf*K, 1, 1, 1) box height in grid pixels
-    return (100 * patch / height).view(b, tf, k, -1)  # (B, Tf, K, 2 * side * side)
+    return (100 * patch * unsquash / height).view(b, tf, k, -1)  # (B, Tf, K, 2 * side * side)
 
 
 def _mlp(d_in: int, dim: int) -> nn.Sequential:
@@ -81,12 +85,12 @@ class SlotTokens(nn.Module):
         self.temporal = TEMPORAL[temporal](dim, max_len, dropout)
 
     def forward(self, hist: torch.Tensor, global_hist: torch.Tensor, flow: torch.Tensor, box: torch.Tensor,
-                valid: torch.Tensor, seen: torch.Tensor, person: torch.Tensor) -> torch.Tensor:
+                aspect: torch.Tensor, valid: torch.Tensor, seen: torch.Tensor, person: torch.Tensor) -> torch.Tensor:
         b, tf, k = valid.shape
         keep = valid.unsqueeze(-1).to(hist.dtype)  # (B, Tf, K, 1)
         seen = seen.unsqueeze(-1).to(hist.dtype)  # (B, Tf, K, 1)
         relative = (hist - global_hist.unsqueeze(2)) * seen  # (B, Tf, K, Hh)
-        patch = body_patches(flow, box).to(hist.dtype)  # (B, Tf, K, 2 * PATCH * PATCH)
+        patch = body_patches(flow, box, aspect).to(hist.dtype)  # (B, Tf, K, 2 * PATCH * PATCH)
         log_area = box[..., 2:].clamp_min(MIN_SIDE).log().sum(-1, keepdim=True)  # (B, Tf, K, 1)
         flag = person[:, None, :, None].expand(b, tf, k, 1)  # (B, Tf, K, 1)
         x = torch.cat([relative, patch, box, log_area, seen, flag], -1) * keep  # (B, Tf, K, Hh + 2P² + 7)
@@ -170,7 +174,8 @@ class RegionMotionStream(nn.Module):
         person = batch[REGION_PERSON]  # (B, K)
         valid = batch[REGION_VALID] > 0.5  # (B, Tf, K) bool; batches carry it as float
         seen = batch[REGION_SEEN].to(hist.dtype) * valid  # (B, Tf, K)
-        slots = self.slots(hist, batch[FLOW_HIST], batch[FLOW], box, valid, seen, person)  # (B, Tf, K, Dm)
+        slots = self.slots(hist, batch[FLOW_HIST], batch[FLOW], box, batch[REGION_ASPECT], valid, seen,
+                           person)  # (B, Tf, K, Dm)
         pairs, pair_valid = self.pairs(hist, box, valid, seen, person)  # (B, Tf, P, Dm), (B, Tf, P)
         tokens = torch.cat([slots, pairs], 2)  # (B, Tf, K + P, Dm)
         return self.interactor(g, tokens, torch.cat([valid, pair_valid], 2))  # (B, Tf, Dm)

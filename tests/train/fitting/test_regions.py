@@ -7,12 +7,13 @@ import pytest
 
 from fgm_common.config import DetectConfig, ExtractConfig, FlowConfig
 from fgm_common.datasets import get_dataset
-from fgm_common.store import (BOX_CLASS, BOX_FLOW_HIST, BOX_SCORE, BOX_TRACK, BOX_VALID, BOXES, FeatureStore,
-                              StoreError)
+from fgm_common.store import (BOX_CLASS, BOX_FLOW_HIST, BOX_SCORE, BOX_TRACK, BOX_VALID, BOXES, FRAME_HEIGHT,
+                              FRAME_WIDTH, FeatureStore, StoreError)
 from tests.train.box_helpers import BOX_SLOTS
 from train.fitting.data import load_features, region_arrays
 from train.fitting.regions import require_boxes, track_slots
-from train.parts.regions import REGION_BOX, REGION_HIST, REGION_KEYS, REGION_PERSON, REGION_SEEN, REGION_VALID
+from train.parts.regions import (REGION_ASPECT, REGION_BOX, REGION_HIST, REGION_KEYS, REGION_PERSON, REGION_SEEN,
+                                  REGION_VALID)
 
 HIST = 2  # histogram width of the hand-made arrays
 
@@ -40,7 +41,7 @@ def test_two_tracks_one_with_a_gap():
               [(0, 0, 0.9, (0.1, 0.0, 0.3, 0.4))],  # track 1 missing here
               [(1, 0, 0.95, (0.5, 0.5, 0.9, 0.9)), (0, 0, 0.7, (0.2, 0.0, 0.4, 0.4))]]  # order swapped
     got = track_slots(box_arrays(frames, k=2))
-    assert set(got) == set(REGION_KEYS)
+    assert set(got) == set(REGION_KEYS) - {REGION_ASPECT}  # the aspect is the entry's, added on loading
     # both persons; track 0 scores 2.5 in all, track 1 1.75: slot 0 is track 0
     assert got[REGION_SEEN].tolist() == [[True, True], [True, False], [True, True]]
     assert got[REGION_VALID].all()  # the gap is between two boxes of track 1: filled
@@ -100,13 +101,16 @@ def test_each_flow_step_takes_its_pairs_first_frame(tmp_path):
     assert upsampled[REGION_HIST][:, 0, 0].tolist() == [0, 0, 10, 10]
 
 
-def test_load_features_reads_slots_with_k_from_the_store(box_fs, fs):
+def test_load_features_reads_slots_with_k_from_the_store(box_store, box_fs, fs):
     n, tf = len(box_fs), box_fs.dims["n_flow"]
     hist = box_fs.dims["flow_hist_dim"]
     assert box_fs.dims["n_regions"] == BOX_SLOTS and fs.dims["n_regions"] == 0
     assert tuple(box_fs.tensors[REGION_HIST].shape) == (n, tf, BOX_SLOTS, hist)
     assert tuple(box_fs.tensors[REGION_BOX].shape) == (n, tf, BOX_SLOTS, 4)
     assert tuple(box_fs.tensors[REGION_PERSON].shape) == (n, BOX_SLOTS)
+    metas = {e.key: e.meta for e in FeatureStore.open(box_store).entries()}
+    want = [metas[k][FRAME_WIDTH] / metas[k][FRAME_HEIGHT] for k in box_fs.keys]  # each video's frame aspect
+    np.testing.assert_allclose(box_fs.tensors[REGION_ASPECT].numpy(), want, rtol=1e-6)
     batch = box_fs.batch(np.arange(2))
     assert set(batch[REGION_VALID].unique().tolist()) == {0.0, 1.0}  # carried as float, some slots empty
     assert box_fs.keys == fs.keys and (box_fs.labels == fs.labels).all()

@@ -10,8 +10,8 @@ import torch
 from fgm_common.store import FLOW, FLOW_HIST
 from train.parts.model_config import ModelConfig
 from train.parts.motion import FlowStream
-from train.parts.regions import (PATCH, REGION_BOX, REGION_HIST, REGION_PERSON, REGION_SEEN, REGION_VALID,
-                                  RegionMotionStream, body_patches)
+from train.parts.regions import (MIN_PATCH_HEIGHT, PATCH, REGION_ASPECT, REGION_BOX, REGION_HIST, REGION_PERSON,
+                                  REGION_SEEN, REGION_VALID, RegionMotionStream, body_patches)
 
 B, TF, K, G, HH, DM = 2, 5, 3, 8, 6, 16
 ARGS = dict(clip_dim=24, hist_dim=HH, dim=DM, temporal="conv", max_len=8, dropout=0.1)
@@ -30,7 +30,7 @@ def region_batch(k: int = K, seed: int = 0) -> dict[str, torch.Tensor]:
             REGION_HIST: torch.rand(B, TF, k, HH, generator=gen),
             REGION_BOX: torch.cat([xy, 0.1 + 0.3 * torch.rand(B, TF, k, 2, generator=gen)], -1),
             REGION_VALID: valid, REGION_SEEN: valid * (torch.arange(TF) != 2).float()[:, None],
-            REGION_PERSON: torch.tensor([[1.0, 0.0, 1.0][:k]] * B)}
+            REGION_PERSON: torch.tensor([[1.0, 0.0, 1.0][:k]] * B), REGION_ASPECT: torch.tensor([1.0, 4 / 3])}
 
 
 def moved(stream: RegionMotionStream) -> RegionMotionStream:
@@ -84,7 +84,8 @@ def limb_field(g: int, box: tuple[float, float, float, float], pan: float) -> to
 def test_body_patch_shows_where_in_the_box_a_limb_moves_whatever_the_box_size_place_or_pan():
     g = 64
     near, far = (0.5, 0.5, 0.5, 0.5), (0.3125, 0.625, 0.25, 0.25)  # both aligned to the 64 grid
-    patch = lambda box, pan: body_patches(limb_field(g, box, pan), torch.tensor(box).view(1, 1, 1, 4))  # noqa: E731
+    square = torch.ones(1)
+    patch = lambda box, pan: body_patches(limb_field(g, box, pan), torch.tensor(box).view(1, 1, 1, 4), square)  # noqa: E731
     got = patch(near, 0.0).view(2, PATCH, PATCH)
     half = PATCH // 2
     assert got[0].abs().max() < 1e-5  # no sideways motion relative to the body
@@ -100,9 +101,56 @@ def test_body_patch_of_a_mirrored_field_is_the_mirrored_patch():
     mirror_field = torch.stack([-field[:, :, 0].flip(-1), field[:, :, 1].flip(-1)], 2)  # x flipped, x-flow negated
     mirror_box = box.clone()
     mirror_box[..., 0] = 1 - box[..., 0]
-    got = body_patches(mirror_field, mirror_box).view(2, PATCH, PATCH)
-    want = body_patches(field, box).view(2, PATCH, PATCH).flip(-1) * torch.tensor([-1.0, 1.0]).view(2, 1, 1)
+    got = body_patches(mirror_field, mirror_box, torch.ones(1)).view(2, PATCH, PATCH)
+    want = body_patches(field, box, torch.ones(1)).view(2, PATCH, PATCH).flip(-1) * torch.tensor([-1.0, 1.0]).view(2, 1, 1)
     torch.testing.assert_close(got, want, rtol=0, atol=1e-4)
+
+
+def test_body_patch_of_a_wide_frame_has_both_components_in_box_heights():
+    """A 1280 x 720 frame on a 64 x 64 grid, a box 360 px high: its left half moves 10 px right, its right half
+    10 px down. Both are 10 / 360 of the box height, though the grid shrank x by 1280 and y by 720."""
+    g, wide, tall = 64, 1280, 720
+    field = torch.zeros(1, 1, 2, g, g)
+    field[:, :, 0, 16:48, 16:32] = 10 * g / wide  # box columns 16..48, rows 16..48 of the grid
+    field[:, :, 1, 16:48, 32:48] = 10 * g / tall
+    got = body_patches(field, torch.tensor([0.5, 0.5, 0.5, 0.5]).view(1, 1, 1, 4), torch.tensor([wide / tall]))
+    x, y = got.view(2, PATCH, PATCH)
+    share = 100 * 10 / (0.5 * tall)  # % of the box height
+    for part in (x, -y):  # each half minus the mean: +-share / 2
+        torch.testing.assert_close(part[:, : PATCH // 2], torch.full((PATCH, PATCH // 2), share / 2))
+        torch.testing.assert_close(part[:, PATCH // 2:], torch.full((PATCH, PATCH // 2), -share / 2))
+
+
+def test_body_patch_of_a_box_under_the_floor_is_scaled_as_one_at_the_floor():
+    g = 64
+    rows = torch.arange(g, dtype=torch.float32).view(1, 1, 1, g, 1).expand(1, 1, 1, g, g)
+    field = torch.cat([torch.zeros_like(rows), rows], 2)  # y-flow = row: the patch spans the box's height
+    at = lambda h: body_patches(field, torch.tensor([0.5, 0.5, 0.3, h]).view(1, 1, 1, 4), torch.ones(1))  # noqa: E731
+    close = dict(rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(at(2 * MIN_PATCH_HEIGHT), at(MIN_PATCH_HEIGHT), **close)  # the same, in box heights
+    torch.testing.assert_close(at(MIN_PATCH_HEIGHT / 5), at(MIN_PATCH_HEIGHT) / 5, **close)  # a sliver: not blown up
+    assert at(MIN_PATCH_HEIGHT).abs().max() > 1  # and not zero: a limb moving a box height is 100
+
+
+def test_body_patches_of_many_boxes_are_each_box_alone():
+    gen = torch.Generator().manual_seed(1)
+    flow, aspect = torch.randn(2, 3, 2, 16, 16, generator=gen), torch.tensor([1.0, 1.5])
+    box = torch.cat([0.2 + 0.6 * torch.rand(2, 3, 4, 2, generator=gen), 0.1 + 0.4 * torch.rand(2, 3, 4, 2, generator=gen)], -1)
+    together = body_patches(flow, box, aspect)  # (2, 3, 4, 2 * PATCH * PATCH)
+    for k in range(4):
+        torch.testing.assert_close(together[:, :, k : k + 1], body_patches(flow, box[:, :, k : k + 1], aspect))
+
+
+def test_slot_tokens_read_the_body_patch():
+    torch.manual_seed(0)
+    slots = RegionMotionStream(**ARGS).slots.eval()
+    batch = region_batch()
+    args = lambda flow: (batch[REGION_HIST], batch[FLOW_HIST], flow, batch[REGION_BOX], batch[REGION_ASPECT],  # noqa: E731
+                         batch[REGION_VALID] > 0.5, batch[REGION_SEEN], batch[REGION_PERSON])
+    swirl = torch.zeros_like(batch[FLOW])
+    swirl[:, :, 0, : G // 2], swirl[:, :, 0, G // 2:] = 1.0, -1.0  # zero mean: only where in a box it moves
+    with torch.no_grad():
+        assert not torch.allclose(slots(*args(batch[FLOW] + swirl)), slots(*args(batch[FLOW])))
 
 
 def test_masked_tokens_are_as_if_absent():
