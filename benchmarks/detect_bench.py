@@ -95,7 +95,7 @@ def main(frames: int = typer.Option(8, help="frames sampled uniformly per clip")
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     console = Console(width=110)
-    found = make_detector(DetectConfig(name=detector, weights=weights))
+    detect = make_detector(DetectConfig(name=detector, weights=weights))
     table = Table(title=f"{detector} on {DATA}, {frames} uniform frames per clip, one thread")
     for col in ("set", "clips", "frames with a person box", "%", "ms / frame"):
         table.add_column(col, justify="left" if col == "set" else "right")
@@ -104,7 +104,7 @@ def main(frames: int = typer.Option(8, help="frames sampled uniformly per clip")
         if not folder.is_dir():
             console.print(f"  {folder} not there: skipped", style="dim")
             continue
-        n_clips, found_in, sampled, ms = run_set(found, folder, frames, sheets / f"{name}.png" if sheets else None)
+        n_clips, found_in, sampled, ms = run_set(detect, folder, frames, sheets / f"{name}.png" if sheets else None)
         table.add_row(name, str(n_clips), f"{found_in}/{sampled}", f"{100 * found_in / max(sampled, 1):.1f}",
                       f"{ms:.1f}")
         console.print(f"  done {name}", style="dim")

@@ -127,8 +127,9 @@ def summarize(store: FeatureStore) -> StoreInfo:
     reasons = Counter(failed.values())
     provenance = store.provenance
     counted = [e.meta for e in complete if PERSON_FRAMES in e.meta]
-    boxes = BoxCoverage(len(counted), sum(int(m.get(NUM_FRAMES, 0)) for m in counted),
-                        sum(int(m[PERSON_FRAMES]) for m in counted), sum(int(m[BOX_TRACKS]) for m in counted))
+    boxes = (BoxCoverage(len(counted), sum(int(m.get(NUM_FRAMES, 0)) for m in counted),
+                         sum(int(m[PERSON_FRAMES]) for m in counted), sum(int(m[BOX_TRACKS]) for m in counted))
+             if store.config.detect.enabled else None)
     return StoreInfo(
         url=store.url, config=store.config, digest=store.config.digest(),
         complete=len(complete), incomplete=len(everything) - len(complete),
@@ -136,7 +137,7 @@ def summarize(store: FeatureStore) -> StoreInfo:
         example_keys=[e.key for e in complete[:EXAMPLE_KEYS]], clip_identity=store.clip_identity,
         created=str(provenance.get("created", "")), fgm_version=str(provenance.get("packages", {}).get("fgm", "")),
         size_bytes=size_on_disk(store.url), runs=[_run_info(r) for r in store.runs()],
-        boxes=boxes if store.config.detect.enabled else None,
+        boxes=boxes,
     )
 
 
@@ -181,7 +182,7 @@ def _detector(info: StoreInfo) -> str:
     detect, found = info.config.detect, info.boxes
     weights = f", weights {detect.weights}" if detect.weights else ""
     text = f"{detect.name}{weights}: top {detect.top_k} boxes per frame, tracks and the flow inside each box"
-    if found is None or not found.entries:
+    if not found.entries:  # `found` is None only without a detector, and then this is not asked
         return text + ("; how often it found a person was not recorded (a store made before fgm counted it)"
                        if info.complete else "")
     share = 100 * found.person_frames / max(found.frames, 1)

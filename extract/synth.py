@@ -4,7 +4,8 @@ Three tasks (SynthConfig.task); "people" is drawn by extract/synth_people.py, th
 "motion": classes come in pairs whose clips share every frame and differ only in frame order (time
 reversal, or a stride that turns one swing into several), with shape, colour and background random
 per clip, so only motion tells a pair apart. "mixed": three fixed looks (shape and colour) x two
-circling directions, so only look and motion together separate all six. docs/synth.md explains the classes and how their properties are checked.
+circling directions, so only look and motion together separate all six. docs/synth.md explains the
+classes and how their properties are checked.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from extract.synth_classes import (
     CLASS_DESCRIPTIONS, COLOUR_JITTER, DEFAULT_CLASSES, DEFAULT_TASK, LOOKS, MIXED_CLASSES, MOTIONS, PEOPLE_CLASSES,
     TASKS, ClassSpec, Look, Motion, check_classes, task_classes,
 )
-from extract.synth_people import PEOPLE_TASK, SUB, render_person_clip  # SUB: positions stay subpixel
+from extract.synth_people import PEOPLE_TASK, SUB, disk, render_person_clip  # SUB: positions stay subpixel
 
 # Re-exported: other code imports the class definitions from here, as it did before they moved.
 __all__ = [
@@ -73,7 +74,7 @@ class SynthConfig:
 
 
 def _disk(mask: np.ndarray, x: float, y: float, r: float, angle: float) -> None:
-    cv2.circle(mask, (round(x * SUB), round(y * SUB)), round(r * SUB), 255, -1, cv2.LINE_AA, 4)
+    disk(mask, x, y, r)  # a disk looks the same at any angle
 
 
 def _polygon(n: int) -> Callable[[np.ndarray, float, float, float, float], None]:

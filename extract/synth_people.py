@@ -29,6 +29,11 @@ SUB = 16  # cv2 drawing with shift=4 takes coordinates in 1/16 pixel; extract/sy
 ARM = 3.0  # arm length in body units (a body is 8 units high)
 
 
+def disk(mask: np.ndarray, x: float, y: float, r: float) -> None:
+    """Fill a disk of radius r px at (x, y) px into `mask` (H, W) uint8, antialiased, positions subpixel."""
+    cv2.circle(mask, (round(x * SUB), round(y * SUB)), round(r * SUB), 255, -1, cv2.LINE_AA, 4)
+
+
 def _raise(p: np.ndarray) -> np.ndarray:
     """(T,) phase in cycles -> (T,) in [0, 1]: down, up, down once per cycle, smoothly."""
     return (1 - np.cos(2 * np.pi * p)) / 2
@@ -130,12 +135,12 @@ def render_person_clip(label: str, rng: np.random.Generator, size: int, n: int) 
     for t in range(n):
         pos = start + velocity * t
         pos = radius + np.abs((pos - radius + span) % (2 * span) - span)
-        disk = np.zeros((size, size), np.uint8)
-        cv2.circle(disk, (round(pos[0] * SUB), round(pos[1] * SUB)), round(radius * SUB), 255, -1, cv2.LINE_AA, 4)
+        thing = np.zeros((size, size), np.uint8)
+        disk(thing, pos[0], pos[1], radius)
         person = np.zeros((size, size), np.uint8)
         _person_mask(person, cx, top, u, left[t], right[t])
         img = ground
-        for mask, layer in ((disk, stuff), (person, cloth)):  # the person in front of the disk
+        for mask, layer in ((thing, stuff), (person, cloth)):  # the person in front of the disk
             a = (mask.astype(np.float32) / 255)[:, :, None]
             img = img * (1 - a) + layer * a
         img = img + sigma * rng.standard_normal(img.shape, dtype=np.float32)

@@ -67,9 +67,9 @@ def track_slots(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out[REGION_HIST][has, s] = hist[steps[has], pick[has]]
         out[REGION_PERSON][s] = not rank(t)[0]
         seen = np.flatnonzero(has)  # (n,) a track has at least one box
-        gaps = np.setdiff1d(np.arange(seen[0], seen[-1] + 1), seen)  # steps between its first and last box
+        first, last = seen[0], seen[-1]
+        gaps = first + np.flatnonzero(~has[first:last + 1])  # steps between its first and last box
         for c in range(4):
             out[REGION_BOX][gaps, s, c] = np.interp(gaps, seen, out[REGION_BOX][seen, s, c])
-        out[REGION_VALID][:, s] = has
-        out[REGION_VALID][gaps, s] = True
+        out[REGION_VALID][first:last + 1, s] = True
     return out
