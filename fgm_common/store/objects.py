@@ -18,6 +18,8 @@ from fsspec.implementations.local import LocalFileSystem
 
 from fgm_common.store.remote import storage_options
 
+_TMP_PREFIX = "."  # a local write goes to a hidden file first; `names` never lists one
+
 
 class JsonObjects:
     """The JSON objects of one folder of a store (`<store url>/<folder>/<name>`)."""
@@ -66,13 +68,17 @@ class JsonObjects:
             return None
 
     def names(self, prefix: str = "") -> list[str]:
-        """Names of the objects under `prefix` (a sub-folder, e.g. 'entry-id/'), sorted; [] when there are none."""
+        """Names of the objects under `prefix` (a sub-folder, e.g. 'entry-id/'), sorted; [] when there are none.
+
+        Another process's write in flight (a hidden temporary file beside its object, `_local_tmp`) is not an object.
+        """
         folder = self.path(prefix).rstrip("/")
         try:
             found = self.fs.ls(folder, detail=False, refresh=True)  # object storage caches listings: not here
         except FileNotFoundError:
             return []
-        return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in found)
+        names = (p.rstrip("/").rsplit("/", 1)[-1] for p in found)
+        return sorted(n for n in names if not n.startswith(_TMP_PREFIX))
 
     def delete(self, name: str) -> None:
         """Remove `name`; nothing when it is already gone."""
@@ -91,7 +97,7 @@ class JsonObjects:
 
     def _local_tmp(self, path: str, data: bytes) -> str:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}.{uuid.uuid4().hex}.tmp"
+        tmp = f"{os.path.dirname(path)}/{_TMP_PREFIX}{os.path.basename(path)}.{uuid.uuid4().hex}.tmp"
         with open(tmp, "wb") as fh:
             fh.write(data)
         return tmp

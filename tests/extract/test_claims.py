@@ -122,3 +122,18 @@ def test_sweep_deletes_lapsed_and_dead_leases_only(url):
     assert b.sweep() == 1  # only A's: B still holds its own
     assert a.current("lapsed.mp4") is None and b.current("mine.mp4").owner == "B"
     assert c.current("live.mp4").owner == "C"
+
+
+def test_release_renew_and_sweep_ignore_another_process_write_in_flight(tmp_path):
+    """Two processes started together: one's temporary lease file sits beside the other's lease while it releases."""
+    from fgm_common.store.layout import entry_id
+
+    clock = Clock()
+    url = str(tmp_path / "s.zarr")
+    a, b = Leases(url, "A", 60, clock), Leases(url, "B", 60, clock)
+    a.take("v.mp4")
+    b.objects._local_tmp(b.objects.path(f"{entry_id('v.mp4')}/00000002.json"), b"{}")  # B's write, not yet linked
+    a.renew()
+    assert a.held() == [entry_id("v.mp4")] and b.current("v.mp4").owner == "A"
+    a.release("v.mp4")
+    assert a.current("v.mp4") is None and a.sweep() == 0
