@@ -96,8 +96,13 @@ class JsonObjects:
                 pass
 
     def _local_tmp(self, path: str, data: bytes) -> str:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{os.path.dirname(path)}/{_TMP_PREFIX}{os.path.basename(path)}.{uuid.uuid4().hex}.tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        return tmp
+        folder = os.path.dirname(path)
+        tmp = f"{folder}/{_TMP_PREFIX}{os.path.basename(path)}.{uuid.uuid4().hex}.tmp"
+        while True:
+            os.makedirs(folder, exist_ok=True)
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                return tmp
+            except FileNotFoundError:  # another process's prune removed the folder, empty, between the two lines
+                continue

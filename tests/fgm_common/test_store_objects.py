@@ -56,3 +56,21 @@ def test_a_write_in_flight_is_not_listed(tmp_path):
     objects.create("v/00000001.json", {"owner": "me"})
     in_flight = objects._local_tmp(objects.path("v/00000002.json"), b"{}")
     assert os.path.exists(in_flight) and objects.names("v/") == ["00000001.json"]
+
+
+def test_a_folder_pruned_between_making_it_and_writing_is_made_again(tmp_path, monkeypatch):
+    """Another process releasing its lease prunes the empty folder just after this one made it: the write still lands."""
+    import fgm_common.store.objects as module
+
+    objects = JsonObjects(str(tmp_path / "s.zarr"), "claims")
+    real_makedirs, pruned = os.makedirs, []
+
+    def makedirs_then_pruned(folder, exist_ok=False):
+        real_makedirs(folder, exist_ok=exist_ok)
+        if not pruned and folder.endswith("/v"):  # (os.makedirs calls itself for the parents)
+            pruned.append(folder)
+            os.rmdir(folder)
+
+    monkeypatch.setattr(module.os, "makedirs", makedirs_then_pruned)
+    assert objects.create("v/00000001.json", {"owner": "me"}) is True
+    assert pruned and objects.get("v/00000001.json") == {"owner": "me"}
