@@ -22,8 +22,8 @@ from extract.fingerprint import content_sha256, stat_fingerprint
 from extract.flow_colour import colour_wheel, direction_colours, flow_scale, flow_to_rgb
 from extract.video import VideoError, open_source
 from fgm_common.config import ExtractConfig, is_random_weights
-from fgm_common.store import (BOX_TRACK, BOX_VALID, BOXES, FLOW, FLOW_HIST, FLOW_TS, FRAME_HEIGHT, FRAME_INDEX,
-                              FRAME_WIDTH, TIMESTAMPS, Entry, FeatureStore, StoreError)
+from fgm_common.store import (BOX_TRACK, BOX_VALID, BOXES, FLOW, FLOW_HIST, FLOW_TS, FRAME_INDEX,
+                              TIMESTAMPS, Entry, FeatureStore, StoreError)
 
 SUGGESTED_KEYS = 5  # keys an unknown-key error names
 MOST_COLUMNS = ExtractConfig.num_frames  # columns drawn at most: every frame of a store sampled by default
@@ -106,11 +106,11 @@ def load_view(store_url: str, key: str) -> EntryView:
     store = FeatureStore.open(store_url)
     entry = find_entry(store, key)
     a = store.read(entry, (TIMESTAMPS, FRAME_INDEX, FLOW, FLOW_HIST, FLOW_TS))
-    meta = entry.meta
     view = EntryView(entry.key, entry.label, store.config, a[TIMESTAMPS], a[FLOW].astype(np.float32),
-                     a[FLOW_HIST], a[FLOW_TS], (int(meta.get(FRAME_WIDTH, 0)), int(meta.get(FRAME_HEIGHT, 0))))
+                     a[FLOW_HIST], a[FLOW_TS], entry.frame_size)
     if store.config.detect.enabled:
         view.boxes = store.read(entry, (BOXES, BOX_VALID, BOX_TRACK))
+    meta = entry.meta
     view.note = source_problem(meta)
     if not view.note:
         try:

@@ -20,8 +20,8 @@ from zarr.storage import FsspecStore
 from fgm_common.config import ExtractConfig, grown_config
 from fgm_common.identity import weights_mismatch
 from fgm_common.store.creation import made_once
-from fgm_common.store.layout import (ARRAY_DTYPES, FAILURES, READABLE_VERSIONS, RUNS, SCHEMA_VERSION, VIDEOS,
-                                     WEIGHTS, StoreError, entry_id, weights_name)
+from fgm_common.store.layout import (ARRAY_DTYPES, FAILURES, FRAME_HEIGHT, FRAME_WIDTH, READABLE_VERSIONS, RUNS,
+                                     SCHEMA_VERSION, VIDEOS, WEIGHTS, StoreError, entry_id, weights_name)
 from fgm_common.store.objects import JsonObjects
 from fgm_common.store.remote import require_filesystem, storage_options, zarr_options
 from fgm_common.store.staged import put_group
@@ -48,6 +48,11 @@ class Entry:
     @property
     def label(self) -> str:
         return self.meta.get("label", "")
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """The source video's (width, height) in pixels; (0, 0) where the probe could not read it."""
+        return int(self.meta.get(FRAME_WIDTH, 0)), int(self.meta.get(FRAME_HEIGHT, 0))
 
 
 class FeatureStore:

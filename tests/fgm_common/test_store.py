@@ -10,7 +10,7 @@ import pytest
 import zarr
 
 from fgm_common.config import ExtractConfig
-from fgm_common.store import ARRAY_DTYPES, SCHEMA_VERSION, FeatureStore, StoreError, entry_id
+from fgm_common.store import ARRAY_DTYPES, FRAME_HEIGHT, FRAME_WIDTH, SCHEMA_VERSION, FeatureStore, StoreError, entry_id
 
 CFG = ExtractConfig(clip_model="fgm-tiny-vit", pretrained="none", num_frames=4)
 T, D, G, BINS = 4, 8, 6, 3
@@ -63,6 +63,13 @@ def test_entries_are_sorted_by_key_and_ids_are_safe(store):
     assert [e.key for e in entries] == sorted(keys)
     assert len({e.id for e in entries}) == 3  # same basename, different folders: distinct ids
     assert all(set(e.id) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") for e in entries)
+
+
+def test_entry_frame_size_is_the_recorded_width_and_height(store):
+    store.write_entry("wide.mp4", _arrays(0), {FRAME_WIDTH: 1280, FRAME_HEIGHT: 720})
+    store.write_entry("unprobed.mp4", _arrays(1), {})
+    sizes = {e.key: e.frame_size for e in store.entries()}
+    assert sizes == {"wide.mp4": (1280, 720), "unprobed.mp4": (0, 0)}
 
 
 def test_interrupted_entry_is_invisible_then_replaced(store):

@@ -11,8 +11,7 @@ import torch
 
 from fgm_common.datasets import DatasetAdapter, LayoutError
 from fgm_common.store import (BOX_ARRAYS, BOX_FLOW_HIST, BOX_FRAME_ARRAYS, CLIP, FLOW, FLOW_HIST, FLOW_STEP_ARRAYS,
-                              FRAME_HEIGHT, FRAME_WIDTH, MODEL_ARRAYS, NUM_FRAMES, TOKENS, Entry, FeatureStore,
-                              StoreError)
+                              MODEL_ARRAYS, NUM_FRAMES, TOKENS, Entry, FeatureStore, StoreError, entry_id)
 from fgm_common.texts import class_mean, class_sentences
 from train.fitting.regions import require_boxes, track_slots
 from train.parts.regions import REGION_ASPECT, REGION_HIST
@@ -36,8 +35,9 @@ def region_arrays(store: FeatureStore, entry: Entry | str, flow_steps: int) -> d
     arrays = store.read(entry, BOX_ARRAYS)
     pairs = len(arrays[BOX_FLOW_HIST])
     slots = track_slots({k: resample(v[:pairs] if k in BOX_FRAME_ARRAYS else v, flow_steps) for k, v in arrays.items()})
-    meta = entry.meta if isinstance(entry, Entry) else store.entry_meta(entry)
-    width, height = meta.get(FRAME_WIDTH, 0), meta.get(FRAME_HEIGHT, 0)
+    if not isinstance(entry, Entry):
+        entry = Entry(entry_id(entry), entry, store.entry_meta(entry) or {})
+    width, height = entry.frame_size
     # The square flow grid squeezed the frame; a size the probe could not read is taken as square.
     return {**slots, REGION_ASPECT: np.float32(width / height if width and height else 1.0)}
 
