@@ -1,7 +1,8 @@
 """The store's text side: class and scene sentence embeddings, written as a whole version, then made current.
 
 Several processes finishing a run on one store each write the text for the classes they saw. Each
-writes its own version group (named by its sentences), then switches `text.attrs["current"]` in one
+writes its own version group (named by its sentences and the writer, so two processes writing the
+same sentences at once never write into one group), then switches `text.attrs["current"]` in one
 write, so a reader always sees one whole version, never arrays of two. Version 1 stores kept the
 arrays in `text/` itself and the classes in the root's attrs; they read the same.
 """
@@ -10,18 +11,29 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from typing import Any
 
 import numpy as np
 import zarr
+from zarr.errors import ContainsGroupError
 
 from fgm_common.store.layout import TEXT, TEXT_ARRAYS
 from fgm_common.texts import class_mean
 
 
 def _version(classes: list[str], sentences: list[str], scenes: list[str]) -> str:
+    """A new version's group name: its text's hash, then this writer's own random suffix."""
     text = json.dumps([classes, sentences, scenes]).encode()
-    return "v-" + hashlib.sha256(text).hexdigest()[:16]
+    return f"v-{hashlib.sha256(text).hexdigest()[:16]}-{uuid.uuid4().hex[:8]}"
+
+
+def _require(root: zarr.Group, name: str) -> zarr.Group:
+    """root[name], made when absent; another process making it at the same moment is not an error."""
+    try:
+        return root.require_group(name)
+    except ContainsGroupError:  # made by the other process between the check and the create
+        return root[name]
 
 
 def write_text(root: zarr.Group, classes: list[str], sentences: list[str], sentence_class: list[int],
@@ -38,11 +50,11 @@ def write_text(root: zarr.Group, classes: list[str], sentences: list[str], sente
     arrays = {"sentence_emb": sentence_emb,
               "class_emb": np.asarray(class_emb, dtype=np.float32),  # (C, D)
               "scene_emb": np.asarray(scene_emb, dtype=np.float32)}
-    text = root.require_group(TEXT)
+    text = _require(root, TEXT)
     name = _version(list(classes), list(sentences), list(scenes))
-    version = text.require_group(name)
+    version = text.create_group(name)
     for key in TEXT_ARRAYS:
-        version.create_array(key, data=arrays[key], overwrite=True)
+        version.create_array(key, data=arrays[key])
     version.attrs.update({"classes": list(classes), "sentences": list(sentences),
                           "sentence_class": [int(c) for c in cls_idx], "scenes": list(scenes)})
     text.attrs["current"] = name  # one write: readers move from one whole version to the next

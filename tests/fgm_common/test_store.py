@@ -241,6 +241,32 @@ def test_processes_making_one_new_store_at_once_all_open_it(tmp_path):
     assert FeatureStore.open(url).provenance["maker"] in range(6)
 
 
+def test_processes_writing_the_same_text_at_once_all_succeed(store):
+    """Runs finishing together each write the text for the classes they saw: no writer's group may be
+    replaced under another (CI: two extractions started together, one failed in the text's overwrite)."""
+    import threading
+
+    start, errors = threading.Barrier(4), []
+
+    def run() -> None:
+        mine = FeatureStore.open(store.url, mode="a")
+        start.wait()
+        try:
+            for _ in range(10):
+                mine.set_text(["a", "b"], ["sa", "sb"], [0, 1], np.eye(2, D), ["scene"], np.ones((1, D)))
+        except Exception as e:  # any error here is the race this test is about
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    text = FeatureStore.open(store.url).text()
+    assert errors == [] and text["sentences"] == ["sa", "sb"]
+    np.testing.assert_array_equal(text["class_emb"], np.eye(2, D))
+
+
 def test_a_root_left_half_made_is_made_again(tmp_path):
     url = str(tmp_path / "half.zarr")
     zarr.open_group(url, mode="w").create_group("videos")  # a maker killed before the root's attrs
