@@ -13,7 +13,7 @@ import numpy as np
 
 from extract.sampling import uniform_indices
 from extract.video import open_source
-from fgm_common.store import FLOW_ARRAYS, FRAME_ARRAYS, FeatureStore
+from fgm_common.store import FLOW_ARRAYS, FRAME_ARRAYS, FeatureStore, StoreError
 from tests.conftest import TINY_ARGS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -28,6 +28,16 @@ def flat(text: str) -> str:
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def entry_counts(url: str) -> tuple[int, int]:
+    """(complete, all) entries of a store another process is writing now; (0, 0) while that process is still
+    making it (its root's version is written last), or while a metadata file it replaces is read."""
+    try:
+        store = FeatureStore.open(url)
+        return len(store.entries()), len(store.entries(include_incomplete=True))
+    except (StoreError, OSError, KeyError, ValueError):
+        return 0, 0
 
 
 def run_ids(url: str) -> dict[str, str]:

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from extract.claims import Leases
-from fgm_common.store import FeatureStore, StoreError
+from fgm_common.store import FeatureStore
 from tests.conftest import TINY_ARGS
-from tests.extract.cli_helpers import REPO_ROOT, check_whole
+from tests.extract.cli_helpers import REPO_ROOT, check_whole, entry_counts
 from tests.extract.cli_helpers import more_videos
 
 FRAMES = 4
@@ -47,15 +47,6 @@ def _kill_group(proc: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     proc.wait(timeout=30)
-
-
-def _entries(url: str) -> int:
-    """Complete entries in the store at `url`; 0 while the driver has not made it yet (it writes its version last)
-    or while a worker writes the metadata read (a local file is not written in one step: ValueError)."""
-    try:
-        return len(FeatureStore.open(url).entries())
-    except (StoreError, ValueError):
-        return 0
 
 
 def _busy_worker(client, deadline: float) -> str:
@@ -95,7 +86,7 @@ def _cluster(tmp_path: Path, videos: Path, url: str, scheduler_env: dict[str, st
                                       "--frames", str(FRAMES), "--scheduler", address, "--batch-size", "4"],
                                      tmp_path / "driver.log")
             deadline = time.monotonic() + 60
-            while procs["driver"].poll() is None and time.monotonic() < deadline and not _entries(url):
+            while procs["driver"].poll() is None and time.monotonic() < deadline and not entry_counts(url)[0]:
                 time.sleep(0.05)
             assert procs["driver"].poll() is None, "the run ended before a worker could be killed"
             yield procs, _busy_worker(client, deadline)
@@ -111,7 +102,7 @@ def _killed_mid_run(tmp_path: Path, tiny_videos: Path, scheduler_env: dict[str, 
     url = str(tmp_path / "store.zarr")
     with _cluster(tmp_path, tmp_path / "videos", url, scheduler_env) as (procs, victim):
         _kill_group(procs.pop(victim))
-        done_at_kill = _entries(url)
+        done_at_kill = entry_counts(url)[0]
         rc = procs["driver"].wait(timeout=120)
     keys = sorted(str(p.relative_to(tmp_path / "videos")) for p in (tmp_path / "videos").rglob("*.mp4"))
     assert len(keys) == n and done_at_kill < n  # the kill came after the first entry, before the last

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from extract.synth import SynthConfig, clip_rng, render_clip, write_dataset
-from fgm_common.store import FeatureStore, StoreError
+from fgm_common.store import FeatureStore
 
-from tests.extract.cli_helpers import FRAMES, REPO_ROOT, check_whole, flat, run_ids, write_mp4
+from tests.extract.cli_helpers import FRAMES, REPO_ROOT, check_whole, entry_counts, flat, run_ids, write_mp4
 
 # ---- bad inputs --------------------------------------------------------------------------------------
 
@@ -119,15 +119,6 @@ def test_a_bug_in_the_producer_is_raised_not_swallowed(tiny_videos, tmp_path, ru
 
 # ---- kill -9 -------------------------------------------------------------------------------------------
 
-def _counts(url: str) -> tuple[int, int]:
-    """(complete, all) entries of a store another process is writing; (0, 0) while it does not exist yet."""
-    try:
-        store = FeatureStore.open(url)
-        return len(store.entries()), len(store.entries(include_incomplete=True))
-    except (StoreError, OSError, KeyError, ValueError):  # not created yet, or a file mid-replace
-        return 0, 0
-
-
 def _extract_then_kill(videos: Path, url: str, frames: int) -> tuple[int, int, bool]:
     """Run fgm-extract in a subprocess; SIGKILL it once 2 entries are complete, preferably mid-write.
 
@@ -143,7 +134,7 @@ def _extract_then_kill(videos: Path, url: str, frames: int) -> tuple[int, int, b
     try:
         while proc.poll() is None:
             assert time.monotonic() < deadline, "fgm-extract made no progress in 240 s"
-            complete, total = _counts(url)
+            complete, total = entry_counts(url)
             if complete >= 2:
                 mid_write_deadline = mid_write_deadline or time.monotonic() + 3.0
                 if total > complete or time.monotonic() > mid_write_deadline:

@@ -270,4 +270,6 @@ def test_processes_writing_the_same_text_at_once_all_succeed(store):
 def test_a_root_left_half_made_is_made_again(tmp_path):
     url = str(tmp_path / "half.zarr")
     zarr.open_group(url, mode="w").create_group("videos")  # a maker killed before the root's attrs
+    with pytest.raises(StoreError, match="still being made by an fgm-extract"):  # a reader meanwhile
+        FeatureStore.open(url)
     assert FeatureStore.create_or_open(url, CFG, {}).config == CFG
