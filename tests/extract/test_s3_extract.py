@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 from extract.claims import Leases
 from extract.cli import export_app
 from extract.inspect_cli import info_app, show_app
-from fgm_common.store import FeatureStore, StoreError
+from fgm_common.store import FeatureStore
 from tests.extract.cli_helpers import REPO_ROOT, check_whole, flat
-from tests.extract.cli_helpers import extract_command, more_videos
+from tests.extract.cli_helpers import entry_counts, extract_command, more_videos
 
 FRAMES = 4
 from tests.s3_helpers import moto_endpoint, s3_bucket, s3_env  # noqa: F401 (fixtures)
@@ -99,13 +99,6 @@ def test_leases_on_s3_take_renew_expire_release(s3_bucket):
     assert b.current("v.mp4") is None and b.objects.names() == []
 
 
-def _complete(url: str) -> int:
-    try:
-        return len(FeatureStore.open(url).entries())
-    except StoreError:  # not made yet
-        return 0
-
-
 @pytest.mark.slow
 def test_a_process_killed_on_s3_is_finished_by_the_next(tiny_videos, s3_bucket, tmp_path):
     n = more_videos(tiny_videos, tmp_path / "videos", copies=2)
@@ -115,12 +108,12 @@ def test_a_process_killed_on_s3_is_finished_by_the_next(tiny_videos, s3_bucket, 
     first = subprocess.Popen([*command, "--batch-size", "2"], cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and first.poll() is None and _complete(url) < 1:
+    while time.monotonic() < deadline and first.poll() is None and entry_counts(url)[0] < 1:
         time.sleep(0.1)
     assert first.poll() is None, "the first process ended before it could be killed"
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
-    done_before = _complete(url)
+    done_before = entry_counts(url)[0]
     assert 0 < done_before < n
     second = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stdout + second.stderr
