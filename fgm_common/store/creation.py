@@ -24,6 +24,20 @@ MARKER = "creation.json"
 MAKER_SECONDS = 60.0  # longer than making a store takes (prepare may download backbone weights)
 
 
+def in_the_making(root: zarr.Group) -> bool:
+    """True when the root has no schema version yet and holds nothing but the store's own folders: a store
+    whose maker has not written its version (the last thing it writes), or died before it did."""
+    return "schema_version" not in root.attrs and set(root.keys()) <= set(FOLDERS)
+
+
+def require_group(root: zarr.Group, name: str) -> zarr.Group:
+    """root[name], made when absent; another process making it at the same moment is not an error."""
+    try:
+        return root.require_group(name)
+    except zarr.errors.ContainsGroupError:  # made by the other process between zarr's look and its write
+        return root[name]
+
+
 def made_once(url: str, open_root: Callable[[], zarr.Group], make: Callable[[zarr.Group], None],
               poll: float = 0.2, clock: Callable[[], float] = time.time) -> zarr.Group:
     """The root of the store at `url` once it has a schema version: `make(root)` runs here when this
@@ -31,12 +45,9 @@ def made_once(url: str, open_root: Callable[[], zarr.Group], make: Callable[[zar
     marker = JsonObjects(url, CLAIMS)
     root = open_root()
     while "schema_version" not in root.attrs:
-        if set(root.keys()) - set(FOLDERS):
+        if not in_the_making(root):
             raise StoreError(f"{url} holds a zarr group that is not an fgm store; choose another --out")
-        try:
-            root.require_group(CLAIMS)
-        except zarr.errors.ContainsGroupError:  # made by another process between zarr's look and its write
-            pass
+        require_group(root, CLAIMS)
         if marker.create(MARKER, {"host": socket.gethostname(), "pid": os.getpid(), "started": clock()}):
             try:
                 for folder in FOLDERS:

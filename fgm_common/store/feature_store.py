@@ -19,8 +19,8 @@ from zarr.storage import FsspecStore
 
 from fgm_common.config import ExtractConfig, grown_config
 from fgm_common.identity import weights_mismatch
-from fgm_common.store.creation import made_once
-from fgm_common.store.layout import (ARRAY_DTYPES, FAILURES, FOLDERS, FRAME_HEIGHT, FRAME_WIDTH, READABLE_VERSIONS,
+from fgm_common.store.creation import in_the_making, made_once
+from fgm_common.store.layout import (ARRAY_DTYPES, FAILURES, FRAME_HEIGHT, FRAME_WIDTH, READABLE_VERSIONS,
                                      RUNS, SCHEMA_VERSION, VIDEOS, WEIGHTS, StoreError, entry_id, weights_name)
 from fgm_common.store.objects import JsonObjects
 from fgm_common.store.remote import require_filesystem, storage_options, zarr_options
@@ -123,7 +123,7 @@ class FeatureStore:
         except (FileNotFoundError, zarr.errors.GroupNotFoundError) as e:
             raise StoreError(f"no feature store at {url}: run `fgm-extract VIDEOS --out {url}` first") from e
         if "schema_version" not in root.attrs:
-            if set(root.keys()) and set(root.keys()) <= set(FOLDERS):  # its maker writes the version last
+            if set(root.keys()) and in_the_making(root):  # an empty root is any zarr group, not ours
                 raise StoreError(f"{url} is a feature store still being made by an fgm-extract (or by one that "
                                  f"died while making it: run `fgm-extract VIDEOS --out {url}` again); try again "
                                  "in a moment")

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 import zarr
-from zarr.errors import ContainsGroupError
 
+from fgm_common.store.creation import require_group
 from fgm_common.store.layout import TEXT, TEXT_ARRAYS
 from fgm_common.texts import class_mean
 
@@ -26,14 +26,6 @@ def _version(classes: list[str], sentences: list[str], scenes: list[str]) -> str
     """A new version's group name: its text's hash, then this writer's own random suffix."""
     text = json.dumps([classes, sentences, scenes]).encode()
     return f"v-{hashlib.sha256(text).hexdigest()[:16]}-{uuid.uuid4().hex[:8]}"
-
-
-def _require(root: zarr.Group, name: str) -> zarr.Group:
-    """root[name], made when absent; another process making it at the same moment is not an error."""
-    try:
-        return root.require_group(name)
-    except ContainsGroupError:  # made by the other process between the check and the create
-        return root[name]
 
 
 def write_text(root: zarr.Group, classes: list[str], sentences: list[str], sentence_class: list[int],
@@ -50,7 +42,7 @@ def write_text(root: zarr.Group, classes: list[str], sentences: list[str], sente
     arrays = {"sentence_emb": sentence_emb,
               "class_emb": np.asarray(class_emb, dtype=np.float32),  # (C, D)
               "scene_emb": np.asarray(scene_emb, dtype=np.float32)}
-    text = _require(root, TEXT)
+    text = require_group(root, TEXT)
     name = _version(list(classes), list(sentences), list(scenes))
     version = text.create_group(name)
     for key in TEXT_ARRAYS:
